@@ -1,0 +1,81 @@
+"""The errors carepath's domain raises; web/errors.py maps each to a status code and a message."""
+
+from __future__ import annotations
+
+
+class CarepathError(Exception):
+    """Raised when a command breaks a rule of the domain."""
+
+
+class NotFoundError(CarepathError):
+    """Raised when something asked for does not exist."""
+
+
+class IntakeNotFound(NotFoundError):
+    """Raised when no intake has the given code or id."""
+
+
+class CaseNotFound(NotFoundError):
+    """Raised when no case has the given id."""
+
+
+class ConflictError(CarepathError):
+    """Raised when a command conflicts with what is already recorded."""
+
+
+class IntakeAlreadyDefined(ConflictError):
+    """Raised when an intake with the same code already exists."""
+
+
+class IntakeNotOpen(ConflictError):
+    """Raised when registering in an intake that is not open for registrations."""
+
+
+class IntakeStateError(ConflictError):
+    """Raised when opening or closing an intake that is not in a state that allows it."""
+
+
+class DuplicateRegistration(ConflictError):
+    """Raised when the same person registers a second time in the same intake."""
+
+
+class StaleVersion(ConflictError):
+    """Raised when a command was made from a version of the case that is no longer current."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"case is at version {actual}, not {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(ConflictError):
+    """Raised when an idempotency key already used for one command comes with another."""
+
+
+class CaseClosed(ConflictError):
+    """Raised when changing a case that is submitted or withdrawn."""
+
+
+class IncompleteRegistration(ConflictError):
+    """Raised when submitting a registration before every step is saved."""
+
+    def __init__(self, missing: tuple[str, ...]) -> None:
+        super().__init__(f"steps not saved: {', '.join(missing)}")
+        self.missing = missing
+
+
+class IdentityLocked(ConflictError):
+    """Raised when a saved step tries to change the identity that the case id is derived from."""
+
+
+class SignInFailed(CarepathError):
+    """Raised when a reference and access code do not match a case (never says which was wrong)."""
+
+
+class InvalidValue(CarepathError):
+    """Raised when a command gets a value no form should have sent (unknown step, bad number)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

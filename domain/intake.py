@@ -1,0 +1,111 @@
+"""The Intake aggregate: one round of a program, with its capacity, window and policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import IntakeStateError
+from domain.identity import NAMESPACE
+from domain.values import IntakeStatus, Policy
+
+
+class Intake(Aggregate):
+    """One round of a program: a fixed number of places, a window, and how places are allocated."""
+
+
+    class Defined(Aggregate.Created):
+        code: str
+        name: str
+        stream: str
+        capacity: int
+        policy: str
+        opens_at: datetime | None
+        closes_at: datetime | None
+        document_deadline_days: int
+        waitlist_length: int
+        actor: str
+
+    class Opened(Aggregate.Event):
+        actor: str
+
+    class Closed(Aggregate.Event):
+        actor: str
+
+    @staticmethod
+    def create_id(code: str) -> UUID:
+        return uuid5(NAMESPACE, f"intake:{code}")
+
+    @event(Defined)
+    def __init__(
+        self,
+        code: str,
+        name: str,
+        stream: str,
+        capacity: int,
+        policy: str,
+        opens_at: datetime | None,
+        closes_at: datetime | None,
+        document_deadline_days: int,
+        waitlist_length: int,
+        actor: str,
+    ) -> None:
+        self.code = code
+        self.name = name
+        self.stream = stream
+        self.capacity = capacity
+        self.policy = Policy(policy)
+        self.opens_at = opens_at
+        self.closes_at = closes_at
+        self.document_deadline_days = document_deadline_days
+        self.waitlist_length = waitlist_length
+        self.status = IntakeStatus.DEFINED
+
+    def open(self, actor: str) -> None:
+        if self.status is not IntakeStatus.DEFINED:
+            raise IntakeStateError(f"intake {self.code} is {self.status}, only a defined one opens")
+        self._opened(actor=actor)
+
+    def close(self, actor: str) -> None:
+        if self.status is not IntakeStatus.OPEN:
+            raise IntakeStateError(f"intake {self.code} is {self.status}, only an open one closes")
+        self._closed(actor=actor)
+
+    def accepts_registrations(self, now: datetime) -> bool:
+        if self.status is not IntakeStatus.OPEN:
+            return False
+        return self.closes_at is None or now < self.closes_at
+
+    @event(Opened)
+    def _opened(self, actor: str) -> None:
+        self.status = IntakeStatus.OPEN
+
+    @event(Closed)
+    def _closed(self, actor: str) -> None:
+        self.status = IntakeStatus.CLOSED
+
+
+class IntakeCatalog(Aggregate):
+    """The list of every intake ever defined, so listing them needs no scan of the log."""
+
+    ID = uuid5(NAMESPACE, "intake-catalog")
+
+    class Started(Aggregate.Created):
+        pass
+
+    class IntakeAdded(Aggregate.Event):
+        intake_id: UUID
+
+    @staticmethod
+    def create_id() -> UUID:
+        return IntakeCatalog.ID
+
+    @event(Started)
+    def __init__(self) -> None:
+        self.intake_ids: list[UUID] = []
+
+    @event(IntakeAdded)
+    def add(self, intake_id: UUID) -> None:
+        self.intake_ids.append(intake_id)

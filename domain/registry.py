@@ -1,0 +1,372 @@
+"""The Registry: the eventsourcing Application that records intakes and cases.
+
+Commands return ids, receipts or outcomes; queries return frozen dataclasses. Aggregates never
+leave this module's callers' hands: every read goes through a view type from domain.values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import EnvType
+
+from domain.case import Case, CaseReference
+from domain.errors import (
+    CaseNotFound,
+    DuplicateRegistration,
+    IntakeAlreadyDefined,
+    IntakeNotFound,
+    IntakeNotOpen,
+    InvalidValue,
+    SignInFailed,
+    StaleVersion,
+)
+from domain.identity import (
+    access_code_for,
+    access_code_matches,
+    case_id_for,
+    derive_key,
+    hash_access_code,
+    new_reference,
+    parse_reference,
+    reference_index_id,
+)
+from domain.intake import Intake, IntakeCatalog
+from domain.values import (
+    APPLICANT,
+    LANGUAGES,
+    CaseView,
+    Identity,
+    IntakeView,
+    Outcome,
+    Policy,
+    Registration,
+    Step,
+)
+
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+_REFERENCE_ATTEMPTS = 8  # a clash of 40 random bits is rare; eight in a row means a bug
+_CONFLICT_ATTEMPTS = 3
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Registry(Application[UUID]):
+    """Records intakes and applicants' cases; the one way in for every applicant command."""
+
+    name = "Registry"
+
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        secret: bytes,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        super().__init__(env)
+        if len(secret) < 16:
+            raise ValueError("the registry secret must be at least 16 bytes")
+        self._identity_key = derive_key(secret, "case-id")
+        self._code_key = derive_key(secret, "access-code")
+        self._code_hash_key = derive_key(secret, "access-code-hash")
+        self._clock = clock
+
+    # Intakes
+
+    def define_intake(
+        self,
+        *,
+        code: str,
+        name: str,
+        stream: str,
+        capacity: int,
+        policy: Policy | str,
+        opens_at: datetime | None = None,
+        closes_at: datetime | None = None,
+        document_deadline_days: int = 28,
+        waitlist_length: int = 0,
+        actor: str,
+    ) -> UUID:
+        if not CODE_PATTERN.match(code):
+            raise InvalidValue("code", "use 2-40 lower-case letters, digits and hyphens")
+        if not name.strip() or len(name) > 200:
+            raise InvalidValue("name", "give a name of 1-200 characters")
+        if capacity < 1:
+            raise InvalidValue("capacity", "must be at least 1")
+        if policy not in {p.value for p in Policy}:
+            raise InvalidValue("policy", f"must be one of {', '.join(p.value for p in Policy)}")
+        if opens_at and closes_at and closes_at <= opens_at:
+            raise InvalidValue("closes_at", "must be after opens_at")
+        if document_deadline_days < 1:
+            raise InvalidValue("document_deadline_days", "must be at least 1")
+        if waitlist_length < 0:
+            raise InvalidValue("waitlist_length", "must not be negative")
+        intake = Intake(
+            code=code,
+            name=name.strip(),
+            stream=stream.strip(),
+            capacity=capacity,
+            policy=Policy(policy).value,
+            opens_at=opens_at,
+            closes_at=closes_at,
+            document_deadline_days=document_deadline_days,
+            waitlist_length=waitlist_length,
+            actor=actor,
+        )
+        for _ in range(_CONFLICT_ATTEMPTS):
+            catalog = self._catalog()
+            catalog.add(intake.id)
+            try:
+                self._save(intake, catalog)
+            except IntegrityError:
+                if intake.id in self.repository:
+                    raise IntakeAlreadyDefined(f"an intake with code {code} exists") from None
+                continue  # the catalog moved under us: read it again
+            return intake.id
+        raise IntakeAlreadyDefined(f"could not record intake {code}; try again")
+
+    def open_intake(self, code: str, *, actor: str) -> None:
+        intake = self._intake(code)
+        intake.open(actor)
+        self._save(intake)
+
+    def close_intake(self, code: str, *, actor: str) -> None:
+        intake = self._intake(code)
+        intake.close(actor)
+        self._save(intake)
+
+    def get_intake(self, code: str) -> IntakeView:
+        return _intake_view(self._intake(code))
+
+    def list_intakes(self) -> list[IntakeView]:
+        catalog = self._catalog()
+        return [_intake_view(self.repository.get(i)) for i in catalog.intake_ids]
+
+    # Cases
+
+    def register(
+        self,
+        intake_code: str,
+        answers: Mapping[str, Any],
+        *,
+        language: str,
+        idempotency_key: str,
+    ) -> Registration:
+        """Start a case with the about-you step; refuse the same person twice in one intake."""
+        _check_language(language)
+        intake = self._intake(intake_code)
+        if not intake.accepts_registrations(self._clock()):
+            raise IntakeNotOpen(f"intake {intake_code} is not open for registrations")
+        identity = _identity(answers)
+        case_id = case_id_for(self._identity_key, intake.id, identity)
+        access_code = access_code_for(self._code_key, case_id, idempotency_key)
+        code_hash = hash_access_code(self._code_hash_key, case_id, access_code)
+        for _ in range(_REFERENCE_ATTEMPTS):
+            reference = new_reference()
+            case = Case(
+                id=case_id,
+                intake_id=intake.id,
+                reference=reference,
+                access_code_hash=code_hash,
+                answers=dict(answers),
+                language=language,
+                idempotency_key=idempotency_key,
+                actor=APPLICANT,
+            )
+            pointer = CaseReference(reference=reference, case_id=case_id)
+            try:
+                self._save(case, pointer)
+            except IntegrityError:
+                if case_id not in self.repository:
+                    continue  # another case holds this reference: draw another
+                existing: Case = self.repository.get(case_id)
+                if existing.registration_key != idempotency_key:
+                    raise DuplicateRegistration(
+                        "this person is already registered in this intake"
+                    ) from None
+                reference, replayed = existing.reference, True
+            else:
+                replayed = False
+            return Registration(case_id, reference, access_code, 1, replayed)
+        raise RuntimeError("could not draw an unused reference")
+
+    def save_step(
+        self,
+        case_id: UUID,
+        step: Step | str,
+        answers: Mapping[str, Any],
+        *,
+        expected_version: int,
+        language: str,
+        idempotency_key: str,
+    ) -> Outcome:
+        _check_language(language)
+        try:
+            the_step = Step(step)
+        except ValueError:
+            raise InvalidValue("step", f"no step is called {step}") from None
+        return self._decide(
+            case_id,
+            "save_step",
+            expected_version,
+            idempotency_key,
+            lambda case: case.save_step(
+                the_step, dict(answers), language, idempotency_key, APPLICANT
+            ),
+        )
+
+    def submit(
+        self, case_id: UUID, *, expected_version: int, language: str, idempotency_key: str
+    ) -> Outcome:
+        _check_language(language)
+        return self._decide(
+            case_id,
+            "submit",
+            expected_version,
+            idempotency_key,
+            lambda case: case.submit(language, idempotency_key, APPLICANT),
+        )
+
+    def withdraw(
+        self, case_id: UUID, *, expected_version: int, reason: str, idempotency_key: str
+    ) -> Outcome:
+        return self._decide(
+            case_id,
+            "withdraw",
+            expected_version,
+            idempotency_key,
+            lambda case: case.withdraw(reason, idempotency_key, APPLICANT),
+        )
+
+    def sign_in(self, reference: str, access_code: str) -> UUID:
+        """The case that this reference and access code open; the same error for any mismatch."""
+        canonical = parse_reference(reference)
+        if canonical is None:
+            raise SignInFailed("reference or access code not recognised")
+        try:
+            pointer: CaseReference = self.repository.get(reference_index_id(canonical))
+            case: Case = self.repository.get(pointer.case_id)
+        except AggregateNotFoundError:
+            raise SignInFailed("reference or access code not recognised") from None
+        if not access_code_matches(self._code_hash_key, case.id, access_code, case.access_code_hash):
+            raise SignInFailed("reference or access code not recognised")
+        return case.id
+
+    def get_case(self, case_id: UUID, version: int | None = None) -> CaseView:
+        case = self._case(case_id, version)
+        intake: Intake = self.repository.get(case.intake_id)
+        return CaseView(
+            id=case.id,
+            intake=_intake_view(intake),
+            reference=case.reference,
+            status=case.status,
+            language=case.language,
+            version=case.version,
+            answers={step: dict(values) for step, values in case.answers.items()},
+            registered_at=case.created_on,
+            submitted_at=case.submitted_at,
+            withdrawn_at=case.withdrawn_at,
+            steps_done=tuple(case.answers),
+        )
+
+    # Internals
+
+    def _save(self, *aggregates: Intake | IntakeCatalog | Case | CaseReference) -> None:
+        """The one write path of the Registry (group commit slots in here)."""
+        self.save(*aggregates)
+
+    def _decide(
+        self,
+        case_id: UUID,
+        command: str,
+        expected_version: int,
+        idempotency_key: str,
+        change: Callable[[Case], None],
+    ) -> Outcome:
+        """Run a command on a case once per idempotency key, refusing stale versions.
+
+        A concurrent writer makes the save conflict; the case is then read again, so a duplicate
+        of this very request finds its outcome and any other change shows as a stale version.
+        """
+        for _ in range(_CONFLICT_ATTEMPTS):
+            case = self._case(case_id)
+            done = case.outcome_of(idempotency_key, command)
+            if done is not None:
+                return Outcome(case_id, command, done, replayed=True)
+            if case.version != expected_version:
+                raise StaleVersion(expected_version, case.version)
+            change(case)
+            try:
+                self._save(case)
+            except IntegrityError:
+                continue
+            return Outcome(case_id, command, case.version, replayed=False)
+        raise StaleVersion(expected_version, self._case(case_id).version)
+
+    def _case(self, case_id: UUID, version: int | None = None) -> Case:
+        try:
+            case = self.repository.get(case_id, version=version)
+        except AggregateNotFoundError:
+            raise CaseNotFound(f"no case {case_id}") from None
+        if not isinstance(case, Case):
+            raise CaseNotFound(f"no case {case_id}")
+        return case
+
+    def _intake(self, code: str) -> Intake:
+        try:
+            intake = self.repository.get(Intake.create_id(code))
+        except AggregateNotFoundError:
+            raise IntakeNotFound(f"no intake has the code {code}") from None
+        assert isinstance(intake, Intake)
+        return intake
+
+    def _catalog(self) -> IntakeCatalog:
+        try:
+            catalog = self.repository.get(IntakeCatalog.ID)
+        except AggregateNotFoundError:
+            return IntakeCatalog()
+        assert isinstance(catalog, IntakeCatalog)
+        return catalog
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise InvalidValue("language", f"must be one of {', '.join(LANGUAGES)}")
+
+
+def _identity(answers: Mapping[str, Any]) -> Identity:
+    try:
+        return Identity(
+            passport_number=str(answers["passport_number"]),
+            passport_country=str(answers["passport_country"]),
+            date_of_birth=date.fromisoformat(str(answers["date_of_birth"])),
+        )
+    except KeyError as missing:
+        raise InvalidValue(str(missing.args[0]), "is required to register") from None
+    except ValueError:
+        raise InvalidValue("date_of_birth", "must be a date as YYYY-MM-DD") from None
+
+
+def _intake_view(intake: Intake) -> IntakeView:
+    return IntakeView(
+        id=intake.id,
+        code=intake.code,
+        name=intake.name,
+        stream=intake.stream,
+        capacity=intake.capacity,
+        policy=intake.policy,
+        opens_at=intake.opens_at,
+        closes_at=intake.closes_at,
+        document_deadline_days=intake.document_deadline_days,
+        waitlist_length=intake.waitlist_length,
+        status=intake.status,
+        version=intake.version,
+    )
