@@ -20,7 +20,6 @@ class Case(Aggregate):
     caused it, so a repeated request finds its outcome instead of writing again.
     """
 
-
     id: UUID  # given by the Registry: a keyed hash of the person's identity
 
     class Registered(Aggregate.Created):
@@ -157,10 +156,8 @@ class Case(Aggregate):
         self.outcomes[idempotency_key] = ("save_step", self.version + 1)
 
 
-
 class CaseReference(Aggregate):
     """Points a reference at its case; one per reference, so two cases never share one."""
-
 
     class Assigned(Aggregate.Created):
         reference: str

@@ -15,7 +15,6 @@ from domain.values import IntakeStatus, Policy
 class Intake(Aggregate):
     """One round of a program: a fixed number of places, a window, and how places are allocated."""
 
-
     class Defined(Aggregate.Created):
         code: str
         name: str

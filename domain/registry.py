@@ -256,7 +256,9 @@ class Registry(Application[UUID]):
             case: Case = self.repository.get(pointer.case_id)
         except AggregateNotFoundError:
             raise SignInFailed("reference or access code not recognised") from None
-        if not access_code_matches(self._code_hash_key, case.id, access_code, case.access_code_hash):
+        if not access_code_matches(
+            self._code_hash_key, case.id, access_code, case.access_code_hash
+        ):
             raise SignInFailed("reference or access code not recognised")
         return case.id
 

@@ -1,0 +1,49 @@
+# The one interface: make run, make test, make lint, make bench.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MO := web/translations/fr/LC_MESSAGES/messages.mo
+
+.PHONY: run test lint bench bench-quick install translations extract-messages clean
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(INSTALLED) $(MO)
+
+$(MO): web/translations/fr/LC_MESSAGES/messages.po $(INSTALLED)
+	$(BIN)/pybabel compile --statistics -d web/translations
+
+translations: $(MO)
+
+# Refresh the message catalogue after changing user-facing text, then translate the new entries.
+extract-messages: $(INSTALLED)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot --no-location --omit-header .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching --omit-header
+
+run: install
+	$(BIN)/carepath db init
+	$(BIN)/carepath demo
+	$(BIN)/carepath serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/surge.py
+
+bench-quick: install
+	$(BIN)/python bench/surge.py --applicants 4500 --capacity 470
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""carepath's read side and storage wiring: persistence settings, read models and their runner."""

@@ -1,0 +1,95 @@
+"""Turns a process's environment into the eventsourcing library's settings for each application.
+
+carepath uses the library's own keys (PERSISTENCE_MODULE, REGISTRY_SQLITE_DBNAME,
+REGISTRY_POSTGRES_DBNAME, ...), so everything the library documents works unchanged. This module
+only supplies the embedded defaults (SQLite files under the data folder), maps carepath's cipher
+key onto the library's, and forces CREATE_TABLE off for serving processes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+SQLITE = "eventsourcing.sqlite"
+POSTGRES = "eventsourcing.postgres"
+SECRET_FILE = "secret.key"
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("CAREPATH_DATA_DIR", "data")).resolve()
+
+
+def backend(environ: Mapping[str, str]) -> str:
+    """ "sqlite" or "postgres", from PERSISTENCE_MODULE (SQLite when unset)."""
+    module = (
+        environ.get("REGISTRY_PERSISTENCE_MODULE") or environ.get("PERSISTENCE_MODULE") or SQLITE
+    )
+    if module == POSTGRES:
+        return "postgres"
+    if module == SQLITE:
+        return "sqlite"
+    if module == "eventsourcing.popo":
+        return "memory"
+    raise ValueError(f"PERSISTENCE_MODULE must be {SQLITE} or {POSTGRES}, not {module}")
+
+
+def application_env(
+    environ: Mapping[str, str], app_name: str, *, create_table: bool
+) -> dict[str, str]:
+    """The env dict to construct application `app_name` with."""
+    env = {k: v for k, v in environ.items() if isinstance(v, str)}
+    prefix = app_name.upper()
+    kind = backend(environ)
+    env.setdefault(
+        "PERSISTENCE_MODULE",
+        {"sqlite": SQLITE, "postgres": POSTGRES}.get(kind, "eventsourcing.popo"),
+    )
+    if kind == "sqlite":
+        folder = data_dir(environ)
+        folder.mkdir(parents=True, exist_ok=True)
+        env.setdefault(f"{prefix}_SQLITE_DBNAME", str(folder / f"{app_name.lower()}.sqlite"))
+    if kind == "postgres":
+        env.setdefault("POSTGRES_HOST", "127.0.0.1")
+        env.setdefault("POSTGRES_PORT", "5432")
+        env.setdefault("POSTGRES_USER", "postgres")
+        env.setdefault("POSTGRES_PASSWORD", "")
+        # Fail a blocked table lock after a few seconds rather than hang a request forever.
+        env.setdefault("POSTGRES_LOCK_TIMEOUT", "5")
+    cipher_key = environ.get("CAREPATH_CIPHER_KEY")
+    if cipher_key:
+        env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+        env["CIPHER_KEY"] = cipher_key
+    env["CREATE_TABLE"] = "y" if create_table else "n"
+    env[f"{prefix}_CREATE_TABLE"] = env["CREATE_TABLE"]
+    return env
+
+
+def registry_secret(environ: Mapping[str, str]) -> bytes:
+    """The secret behind case ids, access codes and sessions.
+
+    CAREPATH_SECRET in production. In the embedded mode a random one is made once and kept in
+    the data folder: losing it would let the same person register again, so it is never rotated.
+    """
+    given = environ.get("CAREPATH_SECRET")
+    if given:
+        if len(given.encode()) < 32:
+            raise ValueError("CAREPATH_SECRET must be at least 32 characters")
+        return given.encode()
+    if backend(environ) == "postgres":
+        raise ValueError("CAREPATH_SECRET must be set when PERSISTENCE_MODULE is PostgreSQL")
+    path = data_dir(environ) / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{SECRET_FILE}.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic: of two racing processes, one secret wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes().strip()

@@ -1,0 +1,141 @@
+"""Shared fixtures: an in-memory Registry, a Flask app on SQLite, and throw-away PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from domain.registry import Registry
+
+SECRET = b"test-secret-" + b"x" * 32
+PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    """A Registry on the in-memory backend, with an open first-come intake called `test`."""
+    reg = Registry(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, secret=SECRET)
+    reg.define_intake(
+        code="test",
+        name="Test intake",
+        stream="outside",
+        capacity=10,
+        policy="first_come",
+        actor="test",
+    )
+    reg.open_intake("test", actor="test")
+    yield reg
+    reg.close()
+
+
+def about_you(n: int = 1, **changes: Any) -> dict[str, Any]:
+    """Valid about-you answers for person number n."""
+    answers = {
+        "family_name": "Santos",
+        "given_names": "Maria Luz",
+        "date_of_birth": "1985-04-27",
+        "passport_number": f"P{n:08d}",
+        "passport_country": "PH",
+    }
+    answers.update(changes)
+    return answers
+
+
+CONTACT = {"email": "maria@example.org", "phone": "+63 917 123 4567", "country_of_residence": "CA"}
+ELIGIBILITY = {
+    "language_level": "5",
+    "care_months": "24",
+    "education": "secondary",
+    "consent": "yes",
+}
+
+
+def _pg_connect(dbname: str = "postgres") -> Any:
+    import psycopg
+
+    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=3, **PG)
+
+
+def postgres_reachable() -> str | None:
+    """None if a PostgreSQL server answers, else why not."""
+    try:
+        with _pg_connect() as conn:
+            conn.execute("SELECT 1")
+    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        return str(error)
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> dict[str, str]:
+    """Skips PostgreSQL tests when no server answers, except under CI=true, where they fail."""
+    problem = postgres_reachable()
+    if problem:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and PostgreSQL is not reachable on 127.0.0.1:5432: {problem}")
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    return dict(PG)
+
+
+@pytest.fixture
+def postgres_db(postgres_server: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A new, empty database for one test, dropped afterwards: the env keys that point at it."""
+    name = f"carepath_test_{secrets.token_hex(6)}"
+    assert re.fullmatch(r"carepath_test_[0-9a-f]{12}", name)
+    with _pg_connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": name,
+        "POSTGRES_HOST": postgres_server["host"],
+        "POSTGRES_PORT": postgres_server["port"],
+        "POSTGRES_USER": postgres_server["user"],
+        "POSTGRES_PASSWORD": "",
+        "CAREPATH_SECRET": "t" * 40,
+    }
+    with _pg_connect() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Any) -> dict[str, str]:
+    return {"CAREPATH_DATA_DIR": str(tmp_path / "data"), "CAREPATH_SECRET": "s" * 40}
+
+
+def make_app(env: dict[str, str], **config: Any) -> Any:
+    """A Flask app on the given storage, with the tables and an open intake `test`."""
+    from web import create_app
+    from web.settings import Settings
+
+    settings = Settings.from_environ({"ENV": env})
+    setup = settings.build_registry(create_table=True)
+    try:
+        setup.define_intake(
+            code="test",
+            name="Test intake",
+            stream="outside",
+            capacity=10,
+            policy="first_come",
+            actor="test",
+        )
+        setup.open_intake("test", actor="test")
+    finally:
+        setup.close()
+    return create_app({"ENV": env, "RATELIMIT_ENABLED": False, **config})
+
+
+@pytest.fixture
+def app(sqlite_env: dict[str, str]) -> Iterator[Any]:
+    app = make_app(sqlite_env)
+    yield app
+    app.extensions["carepath.registry"].close()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()

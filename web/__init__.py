@@ -1,0 +1,38 @@
+"""The Flask application: applicant pages, the JSON API and the CLI, built by create_app()."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from web import api, applicant, errors, i18n, security
+from web.extensions import babel, csrf, limiter, server_session
+from web.i18n import select_locale
+from web.settings import Settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """The composition root of a web process: reads settings once, builds its own Registry.
+
+    The Registry (and its connection pool) is built here, after gunicorn forks, never at import.
+    """
+    app = Flask(__name__)
+    settings = Settings.from_environ(test_config)
+    app.config.from_mapping(settings.flask_config())
+    app.extensions["carepath.settings"] = settings
+    app.extensions["carepath.registry"] = settings.build_registry(create_table=False)
+
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    server_session.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+
+    app.register_blueprint(applicant.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    csrf.exempt(api.bp)
+    return app

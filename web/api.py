@@ -1,0 +1,225 @@
+"""The applicant's journey as a JSON API under /api/v1, described by /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, session
+from marshmallow import Schema, ValidationError
+
+from domain.registry import Registry
+from domain.values import STEPS, CaseView, IntakeStatus, IntakeView, Outcome
+from web.auth import sign_in_session, signed_in_case_id
+from web.extensions import limiter
+from web.i18n import current_language
+from web.openapi import build_spec
+from web.schemas import (
+    IDEMPOTENCY_KEY,
+    STEP_SCHEMAS,
+    ApiSignInSchema,
+    ApiStepSchema,
+    ApiVersionSchema,
+    ApiWithdrawSchema,
+    NamesSchema,
+    clean_answers,
+    flatten,
+)
+
+bp = Blueprint("api", __name__)
+
+STEP_NAMES = tuple(step.value for step in STEPS)
+
+
+class Invalid(Exception):
+    """Raised inside this module when a request body or header fails validation."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@bp.errorhandler(Invalid)
+def _invalid(error: Invalid) -> tuple[Response, int]:
+    return jsonify({"error": "Some of the information is not valid.", "errors": error.errors}), 422
+
+
+def registry() -> Registry:
+    registry: Registry = current_app.extensions["carepath.registry"]
+    return registry
+
+
+def body(schema: Schema) -> dict[str, Any]:
+    if not request.is_json:
+        abort(415)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise Invalid({"_body": ["The body must be a JSON object."]})
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as invalid:
+        raise Invalid(flatten(invalid.messages)) from None
+    return loaded
+
+
+def idempotency_key() -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if not IDEMPOTENCY_KEY.match(key):
+        raise Invalid(
+            {
+                "Idempotency-Key": [
+                    "Send an Idempotency-Key header of 16-64 letters, digits, '-' or '_', new for each "
+                    "change and the same when you retry it."
+                ]
+            }
+        )
+    return key
+
+
+def signed_in_case() -> CaseView:
+    return registry().get_case(signed_in_case_id())
+
+
+def intake_json(intake: IntakeView) -> dict[str, Any]:
+    return {
+        "code": intake.code,
+        "name": intake.name,
+        "stream": intake.stream,
+        "capacity": intake.capacity,
+        "policy": intake.policy.value,
+        "status": intake.status.value,
+        "opens_at": intake.opens_at.isoformat() if intake.opens_at else None,
+        "closes_at": intake.closes_at.isoformat() if intake.closes_at else None,
+        "document_deadline_days": intake.document_deadline_days,
+    }
+
+
+def case_json(case: CaseView) -> dict[str, Any]:
+    return {
+        "reference": case.reference,
+        "intake": case.intake.code,
+        "status": case.status.value,
+        "version": case.version,
+        "language": case.language,
+        "answers": case.answers,
+        "steps_done": list(case.steps_done),
+        "next_step": case.next_step,
+        "registered_at": case.registered_at.isoformat(),
+        "submitted_at": case.submitted_at.isoformat() if case.submitted_at else None,
+        "withdrawn_at": case.withdrawn_at.isoformat() if case.withdrawn_at else None,
+    }
+
+
+def outcome_json(outcome: Outcome) -> Response:
+    """The same body for a first request and its replays; a header tells them apart."""
+    response = jsonify({"command": outcome.command, "version": outcome.version})
+    response.headers["Idempotent-Replayed"] = "true" if outcome.replayed else "false"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(build_spec())
+
+
+@bp.get("/intakes")
+def intakes() -> Response:
+    return jsonify(
+        {
+            "intakes": [
+                intake_json(i) for i in registry().list_intakes() if i.status is IntakeStatus.OPEN
+            ]
+        }
+    )
+
+
+@bp.get("/intakes/<code>")
+def intake(code: str) -> Response:
+    return jsonify(intake_json(registry().get_intake(code)))
+
+
+@bp.post("/intakes/<code>/registrations")
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"])
+def register(code: str) -> tuple[Response, int]:
+    key = idempotency_key()
+    answers = clean_answers("about_you", body(STEP_SCHEMAS["about_you"]()))
+    done = registry().register(code, answers, language=current_language(), idempotency_key=key)
+    sign_in_session(done.case_id)
+    response = jsonify(
+        {"reference": done.reference, "access_code": done.access_code, "version": done.version}
+    )
+    response.headers["Idempotent-Replayed"] = "true" if done.replayed else "false"
+    return response, 201
+
+
+@bp.post("/session")
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNIN"])
+def sign_in() -> Response:
+    form = body(ApiSignInSchema())
+    case_id = registry().sign_in(form["reference"], form["access_code"])
+    sign_in_session(case_id)
+    return jsonify(case_json(registry().get_case(case_id)))
+
+
+@bp.delete("/session")
+def sign_out() -> tuple[str, int]:
+    session.clear()
+    return "", 204
+
+
+@bp.get("/case")
+def case() -> Response:
+    return jsonify(case_json(signed_in_case()))
+
+
+@bp.put("/case/steps/<step>")
+def save_step(step: str) -> Response:
+    if step not in STEP_NAMES:
+        abort(404)
+    case = signed_in_case()
+    key = idempotency_key()
+    envelope = body(ApiStepSchema())
+    schema = NamesSchema() if step == "about_you" else STEP_SCHEMAS[step]()
+    try:
+        answers = clean_answers(step, schema.load(envelope["answers"]))
+    except ValidationError as invalid:
+        raise Invalid({f"answers.{k}": v for k, v in flatten(invalid.messages).items()}) from None
+    return outcome_json(
+        registry().save_step(
+            case.id,
+            step,
+            answers,
+            expected_version=envelope["version"],
+            language=current_language(),
+            idempotency_key=key,
+        )
+    )
+
+
+@bp.post("/case/submission")
+def submit() -> Response:
+    case = signed_in_case()
+    key = idempotency_key()
+    envelope = body(ApiVersionSchema())
+    return outcome_json(
+        registry().submit(
+            case.id,
+            expected_version=envelope["version"],
+            language=current_language(),
+            idempotency_key=key,
+        )
+    )
+
+
+@bp.post("/case/withdrawal")
+def withdraw() -> Response:
+    case = signed_in_case()
+    key = idempotency_key()
+    envelope = body(ApiWithdrawSchema())
+    return outcome_json(
+        registry().withdraw(
+            case.id,
+            expected_version=envelope["version"],
+            reason=envelope["reason"],
+            idempotency_key=key,
+        )
+    )

@@ -1,0 +1,369 @@
+"""The applicant's pages: open intakes, the registration steps, review, receipt, status, sign-in."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from marshmallow import Schema, ValidationError
+from werkzeug.wrappers import Response
+
+from domain import errors as domain
+from domain.registry import Registry
+from domain.values import REVIEW, STEPS, CaseStatus, CaseView, IntakeStatus
+from web.auth import sign_in_session, signed_in_case_id
+from web.errors import describe
+from web.extensions import limiter
+from web.forms import STEP_FIELDS, STEP_TITLES, choices, display
+from web.i18n import current_language
+from web.schemas import (
+    STEP_SCHEMAS,
+    EnvelopeSchema,
+    NamesSchema,
+    SignInSchema,
+    WithdrawSchema,
+    clean_answers,
+    flatten,
+)
+
+bp = Blueprint("applicant", __name__)
+
+STEP_NAMES = tuple(step.value for step in STEPS)
+
+
+def registry() -> Registry:
+    registry: Registry = current_app.extensions["carepath.registry"]
+    return registry
+
+
+def new_key() -> str:
+    """A fresh idempotency key for a form: a repeat of this very form converges on one event."""
+    return secrets.token_urlsafe(24)
+
+
+def parse(schema: Schema, form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    try:
+        return schema.load(form), {}
+    except ValidationError as invalid:
+        return {}, flatten(invalid.messages)
+
+
+def parse_step(
+    step: str, *, names_only: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
+    """(envelope, answers, errors) of a posted step form; answers are empty if anything is wrong."""
+    schema: Schema = NamesSchema() if names_only else STEP_SCHEMAS[step]()
+    envelope, envelope_errors = parse(EnvelopeSchema(), request.form.to_dict())
+    posted = {name: request.form.get(name) for name in schema.fields if name in request.form}
+    answers, errors = parse(schema, posted)
+    errors.update(envelope_errors)
+    return envelope, clean_answers(step, answers), errors
+
+
+def signed_in_case() -> CaseView:
+    return registry().get_case(signed_in_case_id())
+
+
+def render_step(
+    step: str,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    version: int | None,
+    intake: Any,
+    case: CaseView | None = None,
+    banner: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    language = current_language()
+    return render_template(
+        "step.html",
+        step=step,
+        steps=STEP_NAMES,
+        title=STEP_TITLES[step],
+        fields=STEP_FIELDS[step],
+        choices=lambda name: choices(name, language),
+        values=values,
+        errors=errors,
+        version=version,
+        idempotency_key=new_key(),
+        intake=intake,
+        case=case,
+        banner=banner,
+        action=url_for(".register", code=intake.code)
+        if case is None
+        else url_for(".step", step=step),
+    ), status
+
+
+def after_save(step: str) -> Response:
+    if request.form.get("action") == "later":
+        return redirect(url_for(".saved"))
+    position = STEP_NAMES.index(step)
+    following = STEP_NAMES[position + 1] if position + 1 < len(STEP_NAMES) else REVIEW
+    return redirect(url_for(".review") if following == REVIEW else url_for(".step", step=following))
+
+
+@bp.get("/")
+def index() -> str:
+    intakes = [i for i in registry().list_intakes() if i.status is IntakeStatus.OPEN]
+    return render_template("index.html", intakes=intakes, signed_in="case_id" in session)
+
+
+@bp.route("/intakes/<code>/register", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], methods=["POST"])
+def register(code: str) -> Any:
+    intake = registry().get_intake(code)
+    if "case_id" in session:
+        return redirect(url_for(".resume"))
+    if request.method == "GET":
+        return render_step("about_you", values={}, errors={}, version=None, intake=intake)
+    envelope, answers, errors = parse_step("about_you")
+    if errors:
+        return render_step(
+            "about_you", values=request.form, errors=errors, version=None, intake=intake, status=422
+        )
+    try:
+        done = registry().register(
+            code, answers, language=current_language(), idempotency_key=envelope["idempotency_key"]
+        )
+    except (domain.DuplicateRegistration, domain.IntakeNotOpen) as refused:
+        status, message = describe(refused)
+        return render_step(
+            "about_you",
+            values=request.form,
+            errors={},
+            version=None,
+            intake=intake,
+            banner=message,
+            status=status,
+        )
+    sign_in_session(done.case_id)
+    session["credentials"] = {"reference": done.reference, "access_code": done.access_code}
+    return redirect(url_for(".credentials", then=request.form.get("action", "continue")))
+
+
+@bp.get("/application/credentials")
+def credentials() -> Any:
+    case = signed_in_case()
+    shown = session.pop("credentials", None)  # the access code is shown once, then forgotten
+    if shown is None:
+        return redirect(url_for(".resume"))
+    later = request.args.get("then") == "later"
+    return render_template("credentials.html", case=case, credentials=shown, later=later)
+
+
+@bp.get("/application")
+def resume() -> Response:
+    case = signed_in_case()
+    if not case.is_open:
+        return redirect(url_for(".status"))
+    if case.next_step == REVIEW:
+        return redirect(url_for(".review"))
+    return redirect(url_for(".step", step=case.next_step))
+
+
+@bp.route("/application/steps/<step>", methods=["GET", "POST"])
+def step(step: str) -> Any:
+    if step not in STEP_NAMES:
+        abort(404)
+    case = signed_in_case()
+    if not case.is_open:
+        return redirect(url_for(".status"))
+    if request.method == "GET":
+        return render_step(
+            step,
+            values=case.answers.get(step, {}),
+            errors={},
+            version=case.version,
+            intake=case.intake,
+            case=case,
+        )
+    envelope, answers, errors = parse_step(step, names_only=step == "about_you")
+    if errors:
+        return render_step(
+            step,
+            values=request.form,
+            errors=errors,
+            case=case,
+            version=envelope.get("version", case.version),
+            intake=case.intake,
+            status=422,
+        )
+    try:
+        registry().save_step(
+            case.id,
+            step,
+            answers,
+            expected_version=envelope.get("version", 0),
+            language=current_language(),
+            idempotency_key=envelope["idempotency_key"],
+        )
+    except domain.StaleVersion as stale:
+        return render_step(
+            step,
+            values=request.form,
+            errors={},
+            version=stale.actual,
+            intake=case.intake,
+            case=case,
+            banner=describe(stale)[1],
+            status=409,
+        )
+    return after_save(step)
+
+
+@bp.get("/application/saved")
+def saved() -> str:
+    return render_template("saved.html", case=signed_in_case())
+
+
+@bp.get("/application/review")
+def review() -> Any:
+    case = signed_in_case()
+    if not case.is_open:
+        return redirect(url_for(".status"))
+    return render_template("review.html", case=case, **_summary(case), idempotency_key=new_key())
+
+
+@bp.post("/application/submit")
+def submit() -> Any:
+    case = signed_in_case()
+    envelope, errors = parse(EnvelopeSchema(), request.form.to_dict())
+    if errors or "version" not in envelope:
+        abort(400)
+    try:
+        registry().submit(
+            case.id,
+            expected_version=envelope["version"],
+            language=current_language(),
+            idempotency_key=envelope["idempotency_key"],
+        )
+    except (domain.StaleVersion, domain.IncompleteRegistration) as refused:
+        status, message = describe(refused)
+        fresh = registry().get_case(case.id)
+        return render_template(
+            "review.html", case=fresh, **_summary(fresh), banner=message, idempotency_key=new_key()
+        ), status
+    return redirect(url_for(".receipt"))
+
+
+@bp.get("/application/receipt")
+def receipt() -> Any:
+    case = signed_in_case()
+    if case.submitted_at is None:
+        return redirect(url_for(".resume"))
+    return render_template("receipt.html", case=case, **_summary(case))
+
+
+@bp.get("/application/status")
+def status() -> str:
+    return render_template("status.html", case=signed_in_case())
+
+
+@bp.route("/application/withdraw", methods=["GET", "POST"])
+def withdraw() -> Any:
+    case = signed_in_case()
+    if case.status is CaseStatus.WITHDRAWN:
+        return redirect(url_for(".status"))
+    if request.method == "GET":
+        return render_template(
+            "withdraw.html", case=case, errors={}, values={}, idempotency_key=new_key()
+        )
+    envelope, envelope_errors = parse(EnvelopeSchema(), request.form.to_dict())
+    form, errors = parse(WithdrawSchema(), request.form.to_dict())
+    errors.update(envelope_errors)
+    if errors:
+        return render_template(
+            "withdraw.html",
+            case=case,
+            errors=errors,
+            values=request.form,
+            idempotency_key=new_key(),
+        ), 422
+    try:
+        registry().withdraw(
+            case.id,
+            expected_version=envelope.get("version", 0),
+            reason=form["reason"],
+            idempotency_key=envelope["idempotency_key"],
+        )
+    except domain.StaleVersion as stale:
+        fresh = registry().get_case(case.id)
+        return render_template(
+            "withdraw.html",
+            case=fresh,
+            errors={},
+            values=request.form,
+            banner=describe(stale)[1],
+            idempotency_key=new_key(),
+        ), 409
+    return redirect(url_for(".status"))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNIN"], methods=["POST"])
+def sign_in() -> Any:
+    if request.method == "GET":
+        return render_template("sign_in.html", errors={}, values={})
+    form, errors = parse(SignInSchema(), request.form.to_dict())
+    if errors:
+        return render_template("sign_in.html", errors=errors, values=request.form), 422
+    try:
+        case_id = registry().sign_in(form["reference"], form["access_code"])
+    except domain.SignInFailed as failed:
+        return render_template(
+            "sign_in.html",
+            errors={},
+            values={"reference": form["reference"]},
+            banner=describe(failed)[1],
+        ), 401
+    sign_in_session(case_id)
+    return redirect(url_for(".resume"))
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    language = session.get("lang")
+    session.clear()  # Flask-Session deletes the stored session: the old cookie opens nothing
+    if language:
+        session["lang"] = language
+    return redirect(url_for(".signed_out"))
+
+
+@bp.get("/signed-out")
+def signed_out() -> str:
+    return render_template("signed_out.html")
+
+
+def _summary(case: CaseView) -> dict[str, Any]:
+    """The answers of every step, as (question, answer) rows, for review and receipt pages."""
+    language = current_language()
+    sections = []
+    for step_name in STEP_NAMES:
+        answers = case.answers.get(step_name, {})
+        rows = [
+            (f.label, display(f, answers.get(f.name), language)) for f in STEP_FIELDS[step_name]
+        ]
+        sections.append(
+            {
+                "step": step_name,
+                "title": STEP_TITLES[step_name],
+                "rows": rows,
+                "done": step_name in case.answers,
+            }
+        )
+    return {"sections": sections, "ready": case.next_step == REVIEW}
+
+
+__all__ = ["bp"]

@@ -1,0 +1,215 @@
+"""The `carepath` command: database set-up, intakes, and the servers (Flask's click CLI)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from eventsourcing.persistence import PersistenceError
+from flask.cli import FlaskGroup
+
+from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
+from domain.registry import Registry
+from domain.values import IntakeStatus, Policy
+from web import create_app
+from web.settings import Settings
+
+OPERATOR = "operator:cli"
+DEMO_CODE = "demo"
+
+
+def main() -> None:
+    cli(prog_name="carepath")
+
+
+@click.group(
+    cls=FlaskGroup,
+    create_app=create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
+def cli() -> None:
+    """carepath: intake registration that never loses a step."""
+
+
+@contextmanager
+def registry(*, create_table: bool = False) -> Iterator[Registry]:
+    """A Registry for one command; domain and storage errors become one-line CLI errors."""
+    try:
+        built = Settings.from_environ().build_registry(create_table=create_table)
+    except (ValueError, OSError) as bad:
+        raise click.ClickException(f"configuration: {bad}") from None
+    except PersistenceError as down:
+        raise click.ClickException(f"database: {down}") from None
+    try:
+        yield built
+    except InvalidValue as invalid:
+        raise click.BadParameter(invalid.message, param_hint=f"--{invalid.field.replace('_', '-')}")
+    except CarepathError as refused:
+        raise click.ClickException(str(refused)) from None
+    except PersistenceError as failed:
+        raise click.ClickException(
+            f"database: {failed} (has `carepath db init` been run for this database?)"
+        ) from None
+    finally:
+        built.close()
+
+
+@cli.group()
+def db() -> None:
+    """The event store's tables."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create the library's tables once (serving processes never create tables)."""
+    with registry(create_table=True) as built:
+        click.echo(
+            f"ready: Registry event store ({type(built.recorder).__name__}), "
+            f"{built.recorder.max_notification_id() or 0} events"
+        )
+
+
+@cli.group()
+def intake() -> None:
+    """Define, open, close and list intakes."""
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date-time like 2025-03-31T13:00", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@intake.command("create")
+@click.option("--code", required=True, help="Short id used in URLs, e.g. hcw-2025-out")
+@click.option("--name", required=True)
+@click.option("--stream", default="", help="Program stream, e.g. 'outside Canada'")
+@click.option("--capacity", type=int, required=True)
+@click.option("--policy", type=click.Choice([p.value for p in Policy]), default="first_come")
+@click.option("--opens-at", help="ISO date-time (UTC if no offset)")
+@click.option("--closes-at", help="ISO date-time (UTC if no offset)")
+@click.option("--document-deadline-days", type=int, default=28, show_default=True)
+@click.option("--waitlist-length", type=int, default=0, show_default=True)
+def intake_create(**options: Any) -> None:
+    """Define a new intake (it opens with `carepath intake open`)."""
+    opens_at = _when(options.pop("opens_at"), "--opens-at")
+    closes_at = _when(options.pop("closes_at"), "--closes-at")
+    with registry() as built:
+        built.define_intake(opens_at=opens_at, closes_at=closes_at, actor=OPERATOR, **options)
+        click.echo(f"defined intake {options['code']}")
+
+
+@intake.command("open")
+@click.argument("code")
+def intake_open(code: str) -> None:
+    """Open an intake for registrations."""
+    with registry() as built:
+        built.open_intake(code, actor=OPERATOR)
+        click.echo(f"opened intake {code}")
+
+
+@intake.command("close")
+@click.argument("code")
+def intake_close(code: str) -> None:
+    """Close an intake: no new registrations."""
+    with registry() as built:
+        built.close_intake(code, actor=OPERATOR)
+        click.echo(f"closed intake {code}")
+
+
+@intake.command("list")
+def intake_list() -> None:
+    """List every intake."""
+    with registry() as built:
+        intakes = built.list_intakes()
+        if not intakes:
+            click.echo("no intakes defined")
+        for i in intakes:
+            click.echo(
+                f"{i.code:<20} {i.status.value:<8} {i.policy.value:<10} "
+                f"capacity {i.capacity:<6} {i.name}"
+            )
+
+
+@cli.command("demo")
+def demo() -> None:
+    """Define and open the demo intake if it is not there yet (safe to repeat)."""
+    with registry() as built:
+        try:
+            built.define_intake(
+                code=DEMO_CODE,
+                name="Home Care Worker Immigration Pilot (demo)",
+                stream="outside Canada",
+                capacity=4700,
+                policy="first_come",
+                waitlist_length=1000,
+                actor=OPERATOR,
+            )
+        except IntakeAlreadyDefined:
+            pass
+        try:
+            built.open_intake(DEMO_CODE, actor=OPERATOR)
+        except IntakeStateError:
+            pass
+        status = built.get_intake(DEMO_CODE).status
+        click.echo(f"demo intake {DEMO_CODE} is {status.value}")
+        if status is not IntakeStatus.OPEN:
+            raise click.ClickException("the demo intake is closed; use a fresh CAREPATH_DATA_DIR")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=16, show_default=True, type=int)
+def serve(host: str, port: int, threads: int) -> None:
+    """Embedded mode: the whole system in one process (waitress), SQLite by default."""
+    from waitress import serve as waitress_serve
+
+    app = create_app()
+    click.echo(f"carepath is running: open http://{host}:{port}/  (Ctrl+C to stop)")
+    sys.stdout.flush()
+    waitress_serve(app, host=host, port=port, threads=threads, ident="carepath", _quiet=True)
+
+
+@cli.command("web")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", type=int, default=None, help="default: 2 x CPU cores + 1")
+@click.option("--threads", type=int, default=1, show_default=True)
+def web(bind: str, workers: int | None, threads: int) -> None:
+    """Production web server (gunicorn); each worker builds its app after the fork."""
+    from gunicorn.app.base import BaseApplication
+
+    count = workers or (2 * (os.cpu_count() or 1) + 1)
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": bind,
+                "workers": count,
+                "threads": threads,
+                "worker_class": "gthread" if threads > 1 else "sync",
+                "preload_app": False,
+                "timeout": 30,
+                "graceful_timeout": 10,
+                "accesslog": None,
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return create_app()
+
+    click.echo(f"carepath web on http://{bind}/ with {count} workers x {threads} threads")
+    Server().run()

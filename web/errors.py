@@ -1,0 +1,143 @@
+"""Maps each domain error and HTTP error to a status code and a message, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from domain import errors as domain
+
+# Most specific first: the first class an error is an instance of decides.
+MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
+    (
+        domain.DuplicateRegistration,
+        409,
+        _l(
+            "You are already registered in this intake. Sign in with your reference and access code "
+            "to continue your application."
+        ),
+    ),
+    (
+        domain.StaleVersion,
+        409,
+        _l(
+            "Your application changed in another tab or on another device since you opened this page. "
+            "Nothing on this page was saved. Check your answers and save again."
+        ),
+    ),
+    (
+        domain.IdempotencyKeyReused,
+        409,
+        _l("This form was already used for something else. Reload the page and try again."),
+    ),
+    (domain.IntakeNotOpen, 409, _l("This intake is not open for registrations.")),
+    (domain.IntakeStateError, 409, _l("This intake cannot change to that state now.")),
+    (domain.IntakeAlreadyDefined, 409, _l("An intake with this code already exists.")),
+    (
+        domain.CaseClosed,
+        409,
+        _l("Your application can no longer be changed: it has been submitted or withdrawn."),
+    ),
+    (
+        domain.IncompleteRegistration,
+        409,
+        _l("Some steps of your application are not finished yet. Complete them before you submit."),
+    ),
+    (
+        domain.IdentityLocked,
+        409,
+        _l(
+            "Your passport details and date of birth cannot be changed after you register. "
+            "If they are wrong, withdraw and register again."
+        ),
+    ),
+    (
+        domain.SignInFailed,
+        401,
+        _l(
+            "We could not find an application with that reference and access code. Check both and "
+            "try again."
+        ),
+    ),
+    (domain.IntakeNotFound, 404, _l("There is no intake with this code.")),
+    (domain.CaseNotFound, 404, _l("We could not find your application.")),
+    (domain.InvalidValue, 422, _l("Some of the information is not valid.")),
+    (domain.CarepathError, 409, _l("This request could not be completed.")),
+)
+
+HTTP_MESSAGES: dict[int, Any] = {
+    400: _l("The request could not be understood. Go back, reload the page and try again."),
+    401: _l("Sign in with your reference and access code to see your application."),
+    403: _l("You cannot see this page."),
+    404: _l("Page not found. Check the address or start again from the home page."),
+    405: _l("This page cannot be used that way. Go back and use the buttons on the page."),
+    413: _l("What you sent is too large."),
+    415: _l("Send the request as JSON (Content-Type: application/json)."),
+    422: _l("Some of the information is not valid."),
+    429: _l("Too many attempts from your connection. Wait a minute and try again."),
+    500: _l("Something went wrong on our side. Your saved answers are safe. Try again shortly."),
+    503: _l("The service is busy. Your saved answers are safe. Try again in a few seconds."),
+}
+
+
+def describe(error: domain.CarepathError) -> tuple[int, str]:
+    for kind, status, message in MESSAGES:
+        if isinstance(error, kind):
+            return status, str(message)
+    raise TypeError(f"unmapped error {type(error).__name__}")  # unreachable: CarepathError is last
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, message: str, **extra: Any) -> tuple[Response | str, int]:
+    if wants_json():
+        return jsonify({"error": message, **extra}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _domain_error(error: domain.CarepathError) -> tuple[Response | str, int]:
+    status, message = describe(error)
+    extra: dict[str, Any] = {"code": type(error).__name__}
+    if isinstance(error, domain.InvalidValue):
+        extra["errors"] = {error.field: [error.message]}
+    if isinstance(error, domain.StaleVersion):
+        extra["current_version"] = error.actual
+    return error_response(status, message, **extra)
+
+
+def _csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+    return error_response(
+        400,
+        _(
+            "This form has expired or was sent from another site. Go back, reload the page and try "
+            "again: what you already saved is safe."
+        ),
+    )
+
+
+def _http_error(error: HTTPException) -> tuple[Response | str, int] | Response:
+    status = error.code or 500
+    message = HTTP_MESSAGES.get(status)
+    response = error.get_response()
+    body, code = error_response(status, str(message) if message else str(error.description))
+    if isinstance(body, Response):
+        body.headers.extend(
+            (k, v) for k, v in response.headers.items() if k in {"Retry-After", "Allow"}
+        )
+        return body, code
+    out = Response(body, status=code, mimetype="text/html")
+    out.headers.extend((k, v) for k, v in response.headers.items() if k in {"Retry-After", "Allow"})
+    return out
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(domain.CarepathError, _domain_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)

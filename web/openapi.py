@@ -1,0 +1,255 @@
+"""The OpenAPI 3 document of the JSON API, generated from the marshmallow schemas by apispec."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from web.schemas import (
+    AboutYouSchema,
+    ApiSignInSchema,
+    ApiVersionSchema,
+    ApiWithdrawSchema,
+    ContactSchema,
+    EligibilitySchema,
+    NamesSchema,
+)
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "16-64 characters [A-Za-z0-9_-]; new for each change, the same when retrying "
+    "it. A retry returns the first answer and writes nothing.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+}
+ERROR = {
+    "description": "Invalid input: `errors` names each field with its messages",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+CONFLICT = {
+    "description": "Stale version, duplicate person, or the case can no longer change",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+UNAUTHORISED = {"description": "Not signed in"}
+OUTCOME = {
+    "description": "Recorded (or replayed: header Idempotent-Replayed: true)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Outcome"}}},
+}
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _step_body(step_schema: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["version", "answers"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "version": {"type": "integer", "minimum": 1},
+                        "answers": {"$ref": f"#/components/schemas/{step_schema}"},
+                    },
+                }
+            }
+        },
+    }
+
+
+@cache
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="carepath applicant API",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "Register in an intake, save each step, submit, see "
+            "status, withdraw. Sign-in sets a session cookie."
+        },
+    )
+    for name, schema in (
+        ("AboutYou", AboutYouSchema),
+        ("Names", NamesSchema),
+        ("Contact", ContactSchema),
+        ("Eligibility", EligibilitySchema),
+        ("SignIn", ApiSignInSchema),
+        ("Version", ApiVersionSchema),
+        ("Withdraw", ApiWithdrawSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    spec.components.schema(
+        "Error",
+        {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string"},
+                "code": {"type": "string"},
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+                "current_version": {"type": "integer"},
+            },
+        },
+    )
+    spec.components.schema(
+        "Outcome",
+        {
+            "type": "object",
+            "properties": {"command": {"type": "string"}, "version": {"type": "integer"}},
+        },
+    )
+    spec.components.schema(
+        "Intake",
+        {
+            "type": "object",
+            "properties": {
+                k: {"type": "string"} for k in ("code", "name", "stream", "policy", "status")
+            },
+        },
+    )
+    spec.components.schema(
+        "Case",
+        {
+            "type": "object",
+            "properties": {
+                "reference": {"type": "string"},
+                "status": {"type": "string"},
+                "version": {"type": "integer"},
+                "next_step": {"type": "string"},
+                "answers": {"type": "object"},
+            },
+        },
+    )
+
+    spec.path(
+        "/intakes",
+        operations={
+            "get": {
+                "summary": "Open intakes",
+                "responses": {"200": {"description": "Open intakes"}},
+            }
+        },
+    )
+    spec.path(
+        "/intakes/{code}",
+        parameters=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        operations={
+            "get": {
+                "summary": "One intake",
+                "responses": {
+                    "200": {
+                        "description": "The intake",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Intake"}}
+                        },
+                    },
+                    "404": {"description": "No such intake"},
+                },
+            }
+        },
+    )
+    spec.path(
+        "/intakes/{code}/registrations",
+        parameters=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        operations={
+            "post": {
+                "summary": "Register (the about-you step); signs in and returns the access code once",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/AboutYou"),
+                "responses": {
+                    "201": {"description": "Registered"},
+                    "409": CONFLICT,
+                    "422": ERROR,
+                    "429": {"description": "Too many registrations from this address"},
+                },
+            }
+        },
+    )
+    spec.path(
+        "/session",
+        operations={
+            "post": {
+                "summary": "Sign in with reference and access code",
+                "requestBody": _json("#/components/schemas/SignIn"),
+                "responses": {
+                    "200": {"description": "Signed in; the case"},
+                    "401": {"description": "No match"},
+                    "422": ERROR,
+                },
+            },
+            "delete": {"summary": "Sign out", "responses": {"204": {"description": "Signed out"}}},
+        },
+    )
+    spec.path(
+        "/case",
+        operations={
+            "get": {
+                "summary": "Your case",
+                "responses": {
+                    "200": {
+                        "description": "The case",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Case"}}
+                        },
+                    },
+                    "401": UNAUTHORISED,
+                },
+            }
+        },
+    )
+    for step, schema_name in (
+        ("about_you", "Names"),
+        ("contact", "Contact"),
+        ("eligibility", "Eligibility"),
+    ):
+        spec.path(
+            f"/case/steps/{step}",
+            operations={
+                "put": {
+                    "summary": f"Save the {step} step",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": _step_body(schema_name),
+                    "responses": {
+                        "200": OUTCOME,
+                        "401": UNAUTHORISED,
+                        "409": CONFLICT,
+                        "422": ERROR,
+                    },
+                }
+            },
+        )
+    spec.path(
+        "/case/submission",
+        operations={
+            "post": {
+                "summary": "Submit the registration",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/Version"),
+                "responses": {"200": OUTCOME, "401": UNAUTHORISED, "409": CONFLICT, "422": ERROR},
+            }
+        },
+    )
+    spec.path(
+        "/case/withdrawal",
+        operations={
+            "post": {
+                "summary": "Withdraw",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/Withdraw"),
+                "responses": {"200": OUTCOME, "401": UNAUTHORISED, "409": CONFLICT, "422": ERROR},
+            }
+        },
+    )
+    document: dict[str, Any] = spec.to_dict()
+    document["servers"] = [{"url": "/api/v1"}]
+    return document

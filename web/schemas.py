@@ -1,0 +1,384 @@
+"""marshmallow schemas for every applicant input: syntax only; the domain decides the rest.
+
+Messages are lazy translations, resolved in the request's language, and each names its field
+the way the form labels it, so an error summary can link to the field.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+
+from web.countries import COUNTRY_CODES
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+PHONE = re.compile(r"^\+?[0-9 ().-]{7,25}$")
+PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
+EDUCATION = (
+    "none",
+    "secondary",
+    "post_secondary_short",
+    "post_secondary_1yr",
+    "post_secondary_2yr",
+)
+LANGUAGE_LEVELS = tuple(range(0, 11))  # 0: no test result yet; 10: CLB/NCLC 10 or higher
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in value)
+
+
+class Text(fields.String):
+    """A string with surrounding space stripped and no control or invisible formatting characters.
+
+    Invisible characters (bidirectional overrides, zero-width joiners, NUL) can make a stored
+    name read differently from what an officer sees, so they are refused, not cleaned.
+    """
+
+    def __init__(self, *, label: Any, max_length: int, min_length: int = 1, **kwargs: Any):
+        self.label = label
+        messages = {
+            "required": _l("Enter %(field)s", field=label),
+            "null": _l("Enter %(field)s", field=label),
+            "invalid": _l("Enter %(field)s as text", field=label),
+            "control": _l("Remove the characters that are not allowed from %(field)s", field=label),
+        }
+        validators = [
+            validate.Length(
+                min=min_length,
+                max=max_length,
+                error=_l(
+                    "Enter %(field)s in %(max)s characters or fewer", field=label, max=max_length
+                )
+                if min_length <= 1
+                else _l(
+                    "Enter %(field)s in %(min)s to %(max)s characters",
+                    field=label,
+                    min=min_length,
+                    max=max_length,
+                ),
+            )
+        ]
+        super().__init__(
+            required=kwargs.pop("required", True),
+            validate=validators + list(kwargs.pop("validate", [])),
+            error_messages=messages,
+            **kwargs,
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if _has_control_characters(text):
+            raise self.make_error("control")
+        if not text and self.required:
+            raise self.make_error("required")
+        return text
+
+
+def _name_check(label: Any) -> validate.Validator:
+    def check(value: str) -> None:
+        if value and not all(ch.isalpha() or ch in " '’-." for ch in value):
+            raise ValidationError(
+                str(
+                    _l(
+                        "Use only letters, spaces, hyphens and apostrophes in %(field)s",
+                        field=label,
+                    )
+                )
+            )
+        if value and not any(ch.isalpha() for ch in value):
+            raise ValidationError(str(_l("Enter %(field)s with letters", field=label)))
+
+    return check  # type: ignore[return-value]
+
+
+def _number(label: Any, low: int, high: int) -> fields.Integer:
+    return fields.Integer(
+        required=True,
+        strict=False,
+        validate=validate.Range(
+            min=low,
+            max=high,
+            error=_l(
+                "Enter %(field)s as a number from %(min)s to %(max)s",
+                field=label,
+                min=low,
+                max=high,
+            ),
+        ),
+        error_messages={
+            "required": _l("Enter %(field)s", field=label),
+            "null": _l("Enter %(field)s", field=label),
+            "invalid": _l("Enter %(field)s as a whole number", field=label),
+            "too_large": _l(
+                "Enter %(field)s as a number from %(min)s to %(max)s",
+                field=label,
+                min=low,
+                max=high,
+            ),
+        },
+    )
+
+
+def _choice(label: Any, choices: Any) -> fields.String:
+    return fields.String(
+        required=True,
+        validate=validate.OneOf(choices, error=_l("Select %(field)s from the list", field=label)),
+        error_messages={
+            "required": _l("Select %(field)s", field=label),
+            "null": _l("Select %(field)s", field=label),
+            "invalid": _l("Select %(field)s from the list", field=label),
+        },
+    )
+
+
+class StepSchema(Schema):
+    """Base of the step schemas: unknown fields are refused, so a typo never passes silently."""
+
+    class Meta:
+        unknown = RAISE
+
+
+FAMILY_NAME = _l("your family name")
+GIVEN_NAMES = _l("your given names")
+DATE_OF_BIRTH = _l("your date of birth")
+PASSPORT_NUMBER = _l("your passport number")
+PASSPORT_COUNTRY = _l("the country that issued your passport")
+EMAIL = _l("your email address")
+PHONE_NUMBER = _l("your phone number")
+RESIDENCE = _l("the country where you live")
+LANGUAGE_LEVEL = _l("your language test level")
+CARE_MONTHS = _l("your months of care work")
+EDUCATION_LABEL = _l("your education")
+CONSENT = _l("the declaration")
+
+
+class NamesSchema(StepSchema):
+    family_name = Text(label=FAMILY_NAME, max_length=100, validate=[_name_check(FAMILY_NAME)])
+    given_names = Text(
+        label=GIVEN_NAMES,
+        max_length=100,
+        min_length=0,
+        required=False,
+        load_default="",
+        validate=[_name_check(GIVEN_NAMES)],
+    )
+
+
+class AboutYouSchema(NamesSchema):
+    """The first step: who you are. Its identity fields fix the case for good."""
+
+    date_of_birth = fields.Date(
+        required=True,
+        format="%Y-%m-%d",
+        error_messages={
+            "required": _l("Enter %(field)s", field=DATE_OF_BIRTH),
+            "null": _l("Enter %(field)s", field=DATE_OF_BIRTH),
+            "invalid": _l(
+                "Enter %(field)s as a real date, for example 1985-04-27", field=DATE_OF_BIRTH
+            ),
+            "format": _l(
+                "Enter %(field)s as a real date, for example 1985-04-27", field=DATE_OF_BIRTH
+            ),
+        },
+    )
+    passport_number = Text(label=PASSPORT_NUMBER, max_length=30)
+    passport_country = _choice(PASSPORT_COUNTRY, sorted(COUNTRY_CODES))
+
+    @validates("date_of_birth")
+    def _adult(self, value: date, **_: Any) -> None:
+        today = date.today()
+        age = today.year - value.year - ((today.month, today.day) < (value.month, value.day))
+        if age < 18 or age > 100:
+            raise ValidationError(str(_l("You must be between 18 and 100 years old")))
+
+    @validates("passport_number")
+    def _passport(self, value: str, **_: Any) -> None:
+        if not PASSPORT.match(normalise_passport(value)):
+            raise ValidationError(
+                str(_l("Your passport number must be 5 to 20 letters and digits"))
+            )
+
+
+def normalise_passport(value: str) -> str:
+    return "".join(ch for ch in value.upper() if ch not in " -")
+
+
+class ContactSchema(StepSchema):
+    email = Text(
+        label=EMAIL,
+        max_length=254,
+        validate=[
+            validate.Email(
+                error=_l("Enter %(field)s in the right format, like name@example.com", field=EMAIL)
+            )
+        ],
+    )
+    phone = Text(label=PHONE_NUMBER, max_length=25)
+    country_of_residence = _choice(RESIDENCE, sorted(COUNTRY_CODES))
+
+    @validates("phone")
+    def _phone(self, value: str, **_: Any) -> None:
+        digits = sum(ch.isdigit() for ch in value)
+        if not PHONE.match(value) or not 7 <= digits <= 15:
+            raise ValidationError(
+                str(_l("Enter a phone number with 7 to 15 digits, like +63 917 123 4567"))
+            )
+
+
+class EligibilitySchema(StepSchema):
+    language_level = _number(LANGUAGE_LEVEL, 0, 10)
+    care_months = _number(CARE_MONTHS, 0, 36)
+    education = _choice(EDUCATION_LABEL, EDUCATION)
+    consent = fields.Boolean(
+        required=True,
+        truthy={True, "true", "yes", "on", "1"},
+        falsy={False, "false", "no", "off", "0"},
+        error_messages={
+            "required": _l("Confirm the declaration to continue"),
+            "null": _l("Confirm the declaration to continue"),
+            "invalid": _l("Confirm the declaration to continue"),
+        },
+    )
+
+    @validates("consent")
+    def _consent(self, value: bool, **_: Any) -> None:
+        if value is not True:
+            raise ValidationError(str(_l("Confirm the declaration to continue")))
+
+
+STEP_SCHEMAS: dict[str, type[StepSchema]] = {
+    "about_you": AboutYouSchema,
+    "contact": ContactSchema,
+    "eligibility": EligibilitySchema,
+}
+
+
+class EnvelopeSchema(Schema):
+    """What every state-changing form carries besides its answers."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            IDEMPOTENCY_KEY, error=_l("This form is damaged: reload the page")
+        ),
+        error_messages={"required": _l("This form is damaged: reload the page")},
+    )
+    version = fields.Integer(
+        required=False,
+        strict=False,
+        validate=validate.Range(
+            min=1, max=1_000_000, error=_l("This form is damaged: reload the page")
+        ),
+        error_messages={"invalid": _l("This form is damaged: reload the page")},
+    )
+
+
+class SignInSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    reference = Text(label=_l("your reference"), max_length=20)
+    access_code = Text(label=_l("your access code"), max_length=20)
+
+
+class WithdrawSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = Text(
+        label=_l("your reason"), max_length=500, min_length=0, required=False, load_default=""
+    )
+    confirm = fields.Boolean(
+        required=True,
+        truthy={True, "yes", "on", "true", "1"},
+        falsy={False, "no", "off", "false", "0"},
+        error_messages={
+            "required": _l("Confirm that you want to withdraw"),
+            "invalid": _l("Confirm that you want to withdraw"),
+        },
+    )
+
+    @validates("confirm")
+    def _confirm(self, value: bool, **_: Any) -> None:
+        if value is not True:
+            raise ValidationError(str(_l("Confirm that you want to withdraw")))
+
+
+# The JSON API wraps answers with the version they were made from.
+class ApiStepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    version = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(
+            min=1, max=1_000_000, error=_l("version must be a positive whole number")
+        ),
+        error_messages={
+            "required": _l("Give the version of the case you are changing"),
+            "invalid": _l("version must be a positive whole number"),
+        },
+    )
+    answers = fields.Dict(
+        required=True,
+        error_messages={
+            "required": _l("Give the answers of the step"),
+            "invalid": _l("answers must be an object"),
+        },
+    )
+
+
+class ApiVersionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    version = ApiStepSchema._declared_fields["version"]
+
+
+class ApiWithdrawSchema(ApiVersionSchema):
+    reason = Text(
+        label=_l("your reason"), max_length=500, min_length=0, required=False, load_default=""
+    )
+
+
+class ApiSignInSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reference = Text(label=_l("your reference"), max_length=20)
+    access_code = Text(label=_l("your access code"), max_length=20)
+
+
+def flatten(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's errors as {field: [message, ...]} strings in the request's language."""
+    out: dict[str, list[str]] = {}
+    for field, value in dict(messages).items():
+        if isinstance(value, dict):
+            for inner, inner_messages in flatten(value).items():
+                out[f"{field}.{inner}"] = inner_messages
+        else:
+            out[field] = [str(m) for m in (value if isinstance(value, list) else [value])]
+    return out
+
+
+def clean_answers(step: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Answers as stored in events: JSON-ready values, passport numbers normalised."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, date):
+            out[key] = value.isoformat()
+        elif key == "passport_number":
+            out[key] = normalise_passport(value)
+        else:
+            out[key] = value
+    return out

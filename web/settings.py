@@ -1,0 +1,94 @@
+"""The one place a web or CLI process reads its environment."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cachelib import FileSystemCache
+
+from domain.registry import Registry
+from projections import persistence
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a web process needs from its environment, read once."""
+
+    environ: Mapping[str, str]
+    data_dir: Path
+    secret: bytes
+    redis_url: str | None
+    secure_cookies: bool
+    ratelimit_enabled: bool
+    ratelimit_register: str
+    ratelimit_signin: str
+    session_hours: int
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
+        overrides = dict(overrides or {})
+        environ: dict[str, str] = dict(os.environ)
+        environ.update(overrides.pop("ENV", {}))
+        return cls(
+            environ=environ,
+            data_dir=persistence.data_dir(environ),
+            secret=persistence.registry_secret(environ),
+            redis_url=environ.get("CAREPATH_REDIS_URL") or None,
+            secure_cookies=_flag(environ.get("CAREPATH_SECURE_COOKIES", "n")),
+            ratelimit_enabled=_flag(environ.get("CAREPATH_RATELIMIT_ENABLED", "y")),
+            ratelimit_register=environ.get("CAREPATH_RATELIMIT_REGISTER", "20 per minute"),
+            ratelimit_signin=environ.get("CAREPATH_RATELIMIT_SIGNIN", "10 per minute"),
+            session_hours=int(environ.get("CAREPATH_SESSION_HOURS", "8")),
+            overrides=overrides,
+        )
+
+    def build_registry(self, *, create_table: bool) -> Registry:
+        env = persistence.application_env(self.environ, Registry.name, create_table=create_table)
+        return Registry(env=env, secret=self.secret)
+
+    def flask_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "SECRET_KEY": hmac.new(self.secret, b"flask", hashlib.sha256).hexdigest(),
+            "SESSION_COOKIE_NAME": "carepath_session",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "SESSION_PERMANENT": True,
+            "PERMANENT_SESSION_LIFETIME": timedelta(hours=self.session_hours),
+            "SESSION_KEY_PREFIX": "carepath:session:",
+            "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the server-side session
+            "WTF_CSRF_SSL_STRICT": self.secure_cookies,
+            "MAX_CONTENT_LENGTH": 64 * 1024,
+            "BABEL_DEFAULT_LOCALE": "en",
+            "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
+            "RATELIMIT_ENABLED": self.ratelimit_enabled,
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "RATELIMIT_REGISTER": self.ratelimit_register,
+            "RATELIMIT_SIGNIN": self.ratelimit_signin,
+        }
+        if self.redis_url:
+            from redis import Redis
+
+            config["SESSION_TYPE"] = "redis"
+            config["SESSION_REDIS"] = Redis.from_url(self.redis_url)
+            config["RATELIMIT_STORAGE_URI"] = self.redis_url
+        else:
+            sessions = self.data_dir / "sessions"
+            sessions.mkdir(parents=True, exist_ok=True)
+            config["SESSION_TYPE"] = "cachelib"
+            config["SESSION_CACHELIB"] = FileSystemCache(str(sessions), threshold=0, mode=0o600)
+            config["RATELIMIT_STORAGE_URI"] = "memory://"
+        config.update(self.overrides)
+        return config
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "y", "yes", "true", "on"}
