@@ -1,1 +1,1 @@
-"""carepath's domain: intakes, cases and the Registry that records them (eventsourcing + stdlib only)."""
+"""carepath's domain: intakes, cases and the Registry (eventsourcing and stdlib only)."""

@@ -67,7 +67,7 @@ def _symbols(text: str) -> str:
 
 
 def parse_reference(text: str) -> str | None:
-    """The canonical form of a typed reference, or None if it cannot be one (bad check character)."""
+    """The canonical form of a typed reference, or None if it cannot be one (bad check symbol)."""
     symbols = _symbols(text)
     if len(symbols) != REFERENCE_LENGTH + 1 or any(ch not in ALPHABET for ch in symbols):
         return None

@@ -86,10 +86,13 @@ class Intake(Aggregate):
         self.status = IntakeStatus.CLOSED
 
 
+CATALOG_ID: UUID = uuid5(NAMESPACE, "intake-catalog")
+
+
 class IntakeCatalog(Aggregate):
     """The list of every intake ever defined, so listing them needs no scan of the log."""
 
-    ID = uuid5(NAMESPACE, "intake-catalog")
+    ID = CATALOG_ID
 
     class Started(Aggregate.Created):
         pass
@@ -99,7 +102,7 @@ class IntakeCatalog(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return IntakeCatalog.ID
+        return CATALOG_ID
 
     @event(Started)
     def __init__(self) -> None:

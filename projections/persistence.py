@@ -15,7 +15,7 @@ from pathlib import Path
 
 SQLITE = "eventsourcing.sqlite"
 POSTGRES = "eventsourcing.postgres"
-SECRET_FILE = "secret.key"
+SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 def data_dir(environ: Mapping[str, str]) -> Path:

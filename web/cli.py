@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +50,8 @@ def registry(*, create_table: bool = False) -> Iterator[Registry]:
     try:
         yield built
     except InvalidValue as invalid:
-        raise click.BadParameter(invalid.message, param_hint=f"--{invalid.field.replace('_', '-')}")
+        hint = f"--{invalid.field.replace('_', '-')}"
+        raise click.BadParameter(invalid.message, param_hint=hint) from None
     except CarepathError as refused:
         raise click.ClickException(str(refused)) from None
     except PersistenceError as failed:
@@ -148,7 +149,7 @@ def intake_list() -> None:
 def demo() -> None:
     """Define and open the demo intake if it is not there yet (safe to repeat)."""
     with registry() as built:
-        try:
+        with suppress(IntakeAlreadyDefined):
             built.define_intake(
                 code=DEMO_CODE,
                 name="Home Care Worker Immigration Pilot (demo)",
@@ -158,12 +159,8 @@ def demo() -> None:
                 waitlist_length=1000,
                 actor=OPERATOR,
             )
-        except IntakeAlreadyDefined:
-            pass
-        try:
+        with suppress(IntakeStateError):
             built.open_intake(DEMO_CODE, actor=OPERATOR)
-        except IntakeStateError:
-            pass
         status = built.get_intake(DEMO_CODE).status
         click.echo(f"demo intake {DEMO_CODE} is {status.value}")
         if status is not IntakeStatus.OPEN:

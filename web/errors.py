@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from domain import errors as domain
+
+RETRY_AFTER_SECONDS = 5
 
 # Most specific first: the first class an error is an instance of decides.
 MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
@@ -137,7 +140,19 @@ def _http_error(error: HTTPException) -> tuple[Response | str, int] | Response:
     return out
 
 
+def _storage_unavailable(error: PersistenceError) -> tuple[Response | str, int] | Response:
+    """The database is down or overloaded: nothing was acknowledged, so the client may retry."""
+    current_app.logger.warning("storage unavailable: %s", error)
+    body, status = error_response(503, str(HTTP_MESSAGES[503]))
+    response = body if isinstance(body, Response) else Response(body, mimetype="text/html")
+    response.status_code = status
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(domain.CarepathError, _domain_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _storage_unavailable)
+    app.register_error_handler(InterfaceError, _storage_unavailable)

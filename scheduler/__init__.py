@@ -1,0 +1,1 @@
+"""Timed jobs (open and close intakes, run draws, expire invitations) and their APScheduler wiring."""
