@@ -23,7 +23,7 @@ translations: $(MO)
 # Refresh the message catalogue after changing user-facing text, then translate the new entries.
 extract-messages: $(INSTALLED)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot --no-location --omit-header .
-	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching --ignore-obsolete
 
 run: install
 	$(BIN)/carepath db init

@@ -30,6 +30,7 @@ class Case(Aggregate):
         language: str
         idempotency_key: str
         actor: str
+        pool: str
 
     class StepSaved(Aggregate.Event):
         step: str
@@ -39,6 +40,8 @@ class Case(Aggregate):
         actor: str
 
     class Submitted(Aggregate.Event):
+        intake_id: UUID  # carried so the allocator can route it without loading the case
+        pool: str
         language: str
         idempotency_key: str
         actor: str
@@ -51,6 +54,7 @@ class Case(Aggregate):
             aggregate.outcomes[self.idempotency_key] = ("submit", self.originator_version)
 
     class Withdrawn(Aggregate.Event):
+        intake_id: UUID
         reason: str
         idempotency_key: str
         actor: str
@@ -71,8 +75,10 @@ class Case(Aggregate):
         language: str,
         idempotency_key: str,
         actor: str,
+        pool: str,
     ) -> None:
         self.intake_id = intake_id
+        self.pool = pool
         self.reference = reference
         self.access_code_hash = access_code_hash
         self.answers: dict[str, dict[str, Any]] = {Step.ABOUT_YOU.value: dict(answers)}
@@ -128,14 +134,23 @@ class Case(Aggregate):
         if missing:
             raise IncompleteRegistration(missing)
         self.trigger_event(
-            self.Submitted, language=language, idempotency_key=idempotency_key, actor=actor
+            self.Submitted,
+            intake_id=self.intake_id,
+            pool=self.pool,
+            language=language,
+            idempotency_key=idempotency_key,
+            actor=actor,
         )
 
     def withdraw(self, reason: str, idempotency_key: str, actor: str) -> None:
         if self.status is CaseStatus.WITHDRAWN:
             raise CaseClosed("the application is already withdrawn")
         self.trigger_event(
-            self.Withdrawn, reason=reason, idempotency_key=idempotency_key, actor=actor
+            self.Withdrawn,
+            intake_id=self.intake_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            actor=actor,
         )
 
     def _require_draft(self) -> None:

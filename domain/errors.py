@@ -79,3 +79,7 @@ class InvalidValue(CarepathError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class AllocationError(CarepathError):
+    """Raised when an allocation decision would break the ledger's rules (a bug, never input)."""

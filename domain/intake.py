@@ -25,12 +25,21 @@ class Intake(Aggregate):
         closes_at: datetime | None
         document_deadline_days: int
         waitlist_length: int
+        pools: dict[str, int]
         actor: str
 
     class Opened(Aggregate.Event):
         actor: str
+        seed_commitment: str  # lottery: SHA-256 of the secret seed; empty for first come
 
     class Closed(Aggregate.Event):
+        actor: str
+        seed: str  # lottery: the seed revealed for the draw; empty for first come
+
+    class DeadlinesChecked(Aggregate.Event):
+        """Time passing, recorded: the allocator expires offers whose deadline is before `at`."""
+
+        at: datetime
         actor: str
 
     @staticmethod
@@ -49,9 +58,11 @@ class Intake(Aggregate):
         closes_at: datetime | None,
         document_deadline_days: int,
         waitlist_length: int,
+        pools: dict[str, int],
         actor: str,
     ) -> None:
         self.code = code
+        self.pools = dict(pools)
         self.name = name
         self.stream = stream
         self.capacity = capacity
@@ -61,16 +72,23 @@ class Intake(Aggregate):
         self.document_deadline_days = document_deadline_days
         self.waitlist_length = waitlist_length
         self.status = IntakeStatus.DEFINED
+        self.seed_commitment = ""
+        self.last_checked: datetime | None = None
 
-    def open(self, actor: str) -> None:
+    def open(self, actor: str, seed_commitment: str) -> None:
         if self.status is not IntakeStatus.DEFINED:
             raise IntakeStateError(f"intake {self.code} is {self.status}, only a defined one opens")
-        self._opened(actor=actor)
+        self._opened(actor=actor, seed_commitment=seed_commitment)
 
-    def close(self, actor: str) -> None:
+    def close(self, actor: str, seed: str) -> None:
         if self.status is not IntakeStatus.OPEN:
             raise IntakeStateError(f"intake {self.code} is {self.status}, only an open one closes")
-        self._closed(actor=actor)
+        self._closed(actor=actor, seed=seed)
+
+    def check_deadlines(self, at: datetime, actor: str) -> None:
+        if self.last_checked is not None and at <= self.last_checked:
+            raise IntakeStateError(f"deadlines of {self.code} were checked at {self.last_checked}")
+        self._deadlines_checked(at=at, actor=actor)
 
     def accepts_registrations(self, now: datetime) -> bool:
         if self.status is not IntakeStatus.OPEN:
@@ -78,12 +96,17 @@ class Intake(Aggregate):
         return self.closes_at is None or now < self.closes_at
 
     @event(Opened)
-    def _opened(self, actor: str) -> None:
+    def _opened(self, actor: str, seed_commitment: str) -> None:
         self.status = IntakeStatus.OPEN
+        self.seed_commitment = seed_commitment
 
     @event(Closed)
-    def _closed(self, actor: str) -> None:
+    def _closed(self, actor: str, seed: str) -> None:
         self.status = IntakeStatus.CLOSED
+
+    @event(DeadlinesChecked)
+    def _deadlines_checked(self, at: datetime, actor: str) -> None:
+        self.last_checked = at
 
 
 CATALOG_ID: UUID = uuid5(NAMESPACE, "intake-catalog")

@@ -38,8 +38,10 @@ from domain.identity import (
     reference_index_id,
 )
 from domain.intake import CATALOG_ID, Intake, IntakeCatalog
+from domain.policies import commitment, lottery_seed
 from domain.values import (
     APPLICANT,
+    GENERAL_POOL,
     LANGUAGES,
     CaseView,
     Identity,
@@ -51,6 +53,7 @@ from domain.values import (
 )
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+POOL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _REFERENCE_ATTEMPTS = 8  # a clash of 40 random bits is rare; eight in a row means a bug
 _CONFLICT_ATTEMPTS = 3
 
@@ -77,6 +80,7 @@ class Registry(Application[UUID]):
         self._identity_key = derive_key(secret, "case-id")
         self._code_key = derive_key(secret, "access-code")
         self._code_hash_key = derive_key(secret, "access-code-hash")
+        self._seed_key = derive_key(secret, "lottery-seed")
         self._clock = clock
 
     # Intakes
@@ -93,8 +97,11 @@ class Registry(Application[UUID]):
         closes_at: datetime | None = None,
         document_deadline_days: int = 28,
         waitlist_length: int = 0,
+        pools: Mapping[str, int] | None = None,
         actor: str,
     ) -> UUID:
+        """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places."""
+        pools = dict(pools or {})
         if not CODE_PATTERN.match(code):
             raise InvalidValue("code", "use 2-40 lower-case letters, digits and hyphens")
         if not name.strip() or len(name) > 200:
@@ -109,6 +116,13 @@ class Registry(Application[UUID]):
             raise InvalidValue("document_deadline_days", "must be at least 1")
         if waitlist_length < 0:
             raise InvalidValue("waitlist_length", "must not be negative")
+        for pool, size in pools.items():
+            if not POOL_PATTERN.match(pool) or pool == GENERAL_POOL:
+                raise InvalidValue("pools", f"{pool!r}: use lower-case letters, digits, _")
+            if size < 1:
+                raise InvalidValue("pools", f"{pool!r} must have at least one place")
+        if sum(pools.values()) >= capacity:
+            raise InvalidValue("pools", "reserved pools must leave places for the general pool")
         intake = Intake(
             code=code,
             name=name.strip(),
@@ -119,6 +133,7 @@ class Registry(Application[UUID]):
             closes_at=closes_at,
             document_deadline_days=document_deadline_days,
             waitlist_length=waitlist_length,
+            pools=pools,
             actor=actor,
         )
         for _ in range(_CONFLICT_ATTEMPTS):
@@ -134,17 +149,38 @@ class Registry(Application[UUID]):
         raise IntakeAlreadyDefined(f"could not record intake {code}; try again")
 
     def open_intake(self, code: str, *, actor: str) -> None:
+        """Open for registrations; a lottery records the commitment to its secret seed."""
         intake = self._intake(code)
-        intake.open(actor)
+        seed = self._lottery_seed(intake)
+        intake.open(actor, seed_commitment=commitment(seed) if seed else "")
         self._save(intake)
 
     def close_intake(self, code: str, *, actor: str) -> None:
+        """Close registrations; a lottery reveals its seed, which the allocator draws with."""
         intake = self._intake(code)
-        intake.close(actor)
+        intake.close(actor, seed=self._lottery_seed(intake))
         self._save(intake)
+
+    def check_deadlines(self, code: str, now: datetime, *, actor: str) -> None:
+        """Record that time has reached `now`: offers with an earlier deadline expire."""
+        intake = self._intake(code)
+        intake.check_deadlines(now, actor)
+        self._save(intake)
+
+    def _lottery_seed(self, intake: Intake) -> str:
+        return lottery_seed(self._seed_key, intake.id) if intake.policy is Policy.LOTTERY else ""
 
     def get_intake(self, code: str) -> IntakeView:
         return _intake_view(self._intake(code))
+
+    def get_intake_by_id(self, intake_id: UUID) -> IntakeView:
+        try:
+            intake: object = self.repository.get(intake_id)
+        except AggregateNotFoundError:
+            raise IntakeNotFound(f"no intake {intake_id}") from None
+        if not isinstance(intake, Intake):
+            raise IntakeNotFound(f"no intake {intake_id}")
+        return _intake_view(intake)
 
     def list_intakes(self) -> list[IntakeView]:
         catalog = self._catalog()
@@ -159,10 +195,13 @@ class Registry(Application[UUID]):
         *,
         language: str,
         idempotency_key: str,
+        pool: str = GENERAL_POOL,
     ) -> Registration:
         """Start a case with the about-you step; refuse the same person twice in one intake."""
         _check_language(language)
         intake = self._intake(intake_code)
+        if pool != GENERAL_POOL and pool not in intake.pools:
+            raise InvalidValue("pool", f"intake {intake_code} has no pool {pool}")
         if not intake.accepts_registrations(self._clock()):
             raise IntakeNotOpen(f"intake {intake_code} is not open for registrations")
         identity = _identity(answers)
@@ -180,6 +219,7 @@ class Registry(Application[UUID]):
                 language=language,
                 idempotency_key=idempotency_key,
                 actor=APPLICANT,
+                pool=pool,
             )
             pointer = CaseReference(reference=reference, case_id=case_id)
             try:
@@ -227,6 +267,12 @@ class Registry(Application[UUID]):
         self, case_id: UUID, *, expected_version: int, language: str, idempotency_key: str
     ) -> Outcome:
         _check_language(language)
+        case = self._case(case_id)
+        intake: Intake = self.repository.get(case.intake_id)
+        if case.outcome_of(idempotency_key, "submit") is None and not intake.accepts_registrations(
+            self._clock()
+        ):
+            raise IntakeNotOpen("the intake closed before this registration was submitted")
         return self._decide(
             case_id,
             "submit",
@@ -369,6 +415,7 @@ def _intake_view(intake: Intake) -> IntakeView:
         closes_at=intake.closes_at,
         document_deadline_days=intake.document_deadline_days,
         waitlist_length=intake.waitlist_length,
+        pools=dict(intake.pools),
         status=intake.status,
         version=intake.version,
     )

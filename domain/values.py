@@ -44,6 +44,8 @@ STEPS: tuple[Step, ...] = (Step.ABOUT_YOU, Step.CONTACT, Step.ELIGIBILITY)
 REVIEW = "review"
 LANGUAGES: tuple[str, ...] = ("en", "fr")
 APPLICANT = "applicant"
+SYSTEM = "system"
+GENERAL_POOL = "general"
 
 # The identity fields of the about-you step: they decide the case id, so they never change.
 IDENTITY_FIELDS: tuple[str, ...] = ("passport_number", "passport_country", "date_of_birth")
@@ -77,6 +79,7 @@ class IntakeView:
     closes_at: datetime | None
     document_deadline_days: int
     waitlist_length: int
+    pools: dict[str, int]
     status: IntakeStatus
     version: int
 

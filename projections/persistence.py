@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 SQLITE = "eventsourcing.sqlite"
 POSTGRES = "eventsourcing.postgres"
@@ -65,6 +66,26 @@ def application_env(
     env["CREATE_TABLE"] = "y" if create_table else "n"
     env[f"{prefix}_CREATE_TABLE"] = env["CREATE_TABLE"]
     return env
+
+
+def views_url(environ: Mapping[str, str]) -> str:
+    """SQLAlchemy URL of the read models: a SQLite file beside the logs, or the same PostgreSQL."""
+    explicit = environ.get("CAREPATH_VIEWS_URL")
+    if explicit:
+        return explicit
+    if backend(environ) == "postgres":
+        env = application_env(environ, "Views", create_table=False)
+        user = quote(env["POSTGRES_USER"], safe="")
+        password = quote(env.get("POSTGRES_PASSWORD", ""), safe="")
+        auth = f"{user}:{password}" if password else user
+        name = env.get("VIEWS_POSTGRES_DBNAME") or env.get("POSTGRES_DBNAME")
+        if not name:
+            raise ValueError("POSTGRES_DBNAME must be set when PERSISTENCE_MODULE is PostgreSQL")
+        host, port = env["POSTGRES_HOST"], env["POSTGRES_PORT"]
+        return f"postgresql+psycopg://{auth}@{host}:{port}/{name}"
+    folder = data_dir(environ)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'views.sqlite'}"
 
 
 def registry_secret(environ: Mapping[str, str]) -> bytes:

@@ -107,19 +107,24 @@ def sqlite_env(tmp_path: Any) -> dict[str, str]:
     return {"CAREPATH_DATA_DIR": str(tmp_path / "data"), "CAREPATH_SECRET": "s" * 40}
 
 
-def make_app(env: dict[str, str], **config: Any) -> Any:
-    """A Flask app on the given storage, with the tables and an open intake `test`."""
+def make_app(env: dict[str, str], *, capacity: int = 10, **config: Any) -> Any:
+    """A Flask app on the given storage, with every table and an open intake `test`."""
+    from domain.allocator import Allocator
+    from projections.persistence import application_env
+    from projections.views import migrate
     from web import create_app
     from web.settings import Settings
 
     settings = Settings.from_environ({"ENV": env})
+    Allocator(env=application_env(settings.environ, "Allocator", create_table=True)).close()
+    migrate(settings.environ)
     setup = settings.build_registry(create_table=True)
     try:
         setup.define_intake(
             code="test",
             name="Test intake",
             stream="outside",
-            capacity=10,
+            capacity=capacity,
             policy="first_come",
             actor="test",
         )

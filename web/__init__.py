@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from projections.allocation import AllocationQueries
+from projections.views import make_engine
 from web import api, applicant, errors, i18n, security
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
@@ -23,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(settings.flask_config())
     app.extensions["carepath.settings"] = settings
     app.extensions["carepath.registry"] = settings.build_registry(create_table=False)
+    app.extensions["carepath.allocations"] = AllocationQueries(make_engine(settings.environ))
 
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)

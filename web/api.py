@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, session
+from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 
 from domain.registry import Registry
@@ -40,7 +41,9 @@ class Invalid(Exception):
 
 @bp.errorhandler(Invalid)
 def _invalid(error: Invalid) -> tuple[Response, int]:
-    return jsonify({"error": "Some of the information is not valid.", "errors": error.errors}), 422
+    return jsonify(
+        {"error": _("Some of the information is not valid."), "errors": error.errors}
+    ), 422
 
 
 def registry() -> Registry:
@@ -51,9 +54,12 @@ def registry() -> Registry:
 def body(schema: Schema) -> dict[str, Any]:
     if not request.is_json:
         abort(415)
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser follows: not a body we take
+        data = None
     if not isinstance(data, dict):
-        raise Invalid({"_body": ["The body must be a JSON object."]})
+        raise Invalid({"_body": [_("The body must be a JSON object.")]})
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as invalid:
@@ -67,8 +73,10 @@ def idempotency_key() -> str:
         raise Invalid(
             {
                 "Idempotency-Key": [
-                    "Send an Idempotency-Key header of 16-64 letters, digits, '-' or '_', new for each "
-                    "change and the same when you retry it."
+                    _(
+                        "Send an Idempotency-Key header of 16-64 letters, digits, '-' or '_', new "
+                        "for each change and the same when you retry it."
+                    )
                 ]
             }
         )

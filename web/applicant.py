@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 from domain import errors as domain
 from domain.registry import Registry
 from domain.values import REVIEW, STEPS, CaseStatus, CaseView, IntakeStatus
+from projections.allocation import AllocationQueries, ReadModelUnavailable
 from web.auth import sign_in_session, signed_in_case_id
 from web.errors import describe
 from web.extensions import limiter
@@ -44,6 +45,11 @@ STEP_NAMES = tuple(step.value for step in STEPS)
 def registry() -> Registry:
     registry: Registry = current_app.extensions["carepath.registry"]
     return registry
+
+
+def allocations() -> AllocationQueries:
+    queries: AllocationQueries = current_app.extensions["carepath.allocations"]
+    return queries
 
 
 def new_key() -> str:
@@ -156,7 +162,8 @@ def register(code: str) -> Any:
 @bp.get("/application/credentials")
 def credentials() -> Any:
     case = signed_in_case()
-    shown = session.pop("credentials", None)  # the access code is shown once, then forgotten
+    # Kept (for a language switch or a reload) until the applicant moves on; never shown again.
+    shown = session.get("credentials")
     if shown is None:
         return redirect(url_for(".resume"))
     later = request.args.get("then") == "later"
@@ -166,6 +173,7 @@ def credentials() -> Any:
 @bp.get("/application")
 def resume() -> Response:
     case = signed_in_case()
+    session.pop("credentials", None)
     if not case.is_open:
         return redirect(url_for(".status"))
     if case.next_step == REVIEW:
@@ -268,7 +276,16 @@ def receipt() -> Any:
 
 @bp.get("/application/status")
 def status() -> str:
-    return render_template("status.html", case=signed_in_case())
+    case = signed_in_case()
+    try:
+        allocation = allocations().of_case(case.id)
+        unavailable = False
+    except ReadModelUnavailable:
+        current_app.logger.warning("allocation read model unavailable", exc_info=True)
+        allocation, unavailable = None, True
+    return render_template(
+        "status.html", case=case, allocation=allocation, allocation_unavailable=unavailable
+    )
 
 
 @bp.route("/application/withdraw", methods=["GET", "POST"])

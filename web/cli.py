@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -13,18 +12,17 @@ import click
 from eventsourcing.persistence import PersistenceError
 from flask.cli import FlaskGroup
 
+from domain.allocator import Allocator
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
 from domain.registry import Registry
 from domain.values import IntakeStatus, Policy
+from projections.persistence import application_env
+from projections.views import migrate
 from web import create_app
 from web.settings import Settings
 
 OPERATOR = "operator:cli"
 DEMO_CODE = "demo"
-
-
-def main() -> None:
-    cli(prog_name="carepath")
 
 
 @click.group(
@@ -69,12 +67,22 @@ def db() -> None:
 
 @db.command("init")
 def db_init() -> None:
-    """Create the library's tables once (serving processes never create tables)."""
+    """Create the event stores' tables and migrate the read models (serving processes never do)."""
     with registry(create_table=True) as built:
         click.echo(
             f"ready: Registry event store ({type(built.recorder).__name__}), "
             f"{built.recorder.max_notification_id() or 0} events"
         )
+    environ = Settings.from_environ().environ
+    try:
+        allocator = Allocator(env=application_env(environ, Allocator.name, create_table=True))
+        position = allocator.position(Registry.name)
+        allocator.close()
+        revision = migrate(environ)
+    except PersistenceError as down:
+        raise click.ClickException(f"database: {down}") from None
+    click.echo(f"ready: Allocator event store, at position {position} of the Registry's log")
+    click.echo(f"ready: read models at migration {revision}")
 
 
 @cli.group()
@@ -165,20 +173,6 @@ def demo() -> None:
         click.echo(f"demo intake {DEMO_CODE} is {status.value}")
         if status is not IntakeStatus.OPEN:
             raise click.ClickException("the demo intake is closed; use a fresh CAREPATH_DATA_DIR")
-
-
-@cli.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=16, show_default=True, type=int)
-def serve(host: str, port: int, threads: int) -> None:
-    """Embedded mode: the whole system in one process (waitress), SQLite by default."""
-    from waitress import serve as waitress_serve
-
-    app = create_app()
-    click.echo(f"carepath is running: open http://{host}:{port}/  (Ctrl+C to stop)")
-    sys.stdout.flush()
-    waitress_serve(app, host=host, port=port, threads=threads, ident="carepath", _quiet=True)
 
 
 @cli.command("web")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 
 from babel import Locale
@@ -19,7 +20,13 @@ def country_names(language: str) -> tuple[tuple[str, str], ...]:
         for code, name in territories.items()
         if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
     ]
-    return tuple(sorted(pairs, key=lambda pair: pair[1].casefold()))
+    return tuple(sorted(pairs, key=lambda pair: _collation_key(pair[1])))
+
+
+def _collation_key(name: str) -> str:
+    """Accents ignored, as a reader expects: Égypte sorts with the E's, not after Zambie."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 COUNTRY_CODES = frozenset(code for code, _ in country_names("en"))

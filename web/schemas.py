@@ -97,8 +97,17 @@ def _name_check(label: Any) -> validate.Validator:
     return check  # type: ignore[return-value]
 
 
+class WholeNumber(fields.Integer):
+    """An integer that also comes as a string from a form, and refuses 5.5 (not truncated to 5)."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 def _number(label: Any, low: int, high: int) -> fields.Integer:
-    return fields.Integer(
+    return WholeNumber(
         required=True,
         strict=False,
         validate=validate.Range(
@@ -137,11 +146,20 @@ def _choice(label: Any, choices: Any) -> fields.String:
     )
 
 
+# marshmallow's own schema-level messages, made translatable (same English wording).
+SCHEMA_MESSAGES: dict[str, Any] = {
+    "unknown": _l("Unknown field."),
+    "type": _l("Invalid input type."),
+}
+
+
 class StepSchema(Schema):
     """Base of the step schemas: unknown fields are refused, so a typo never passes silently."""
 
     class Meta:
         unknown = RAISE
+
+    error_messages = SCHEMA_MESSAGES
 
 
 FAMILY_NAME = _l("your family name")
@@ -318,6 +336,8 @@ class ApiStepSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    error_messages = SCHEMA_MESSAGES
+
     version = fields.Integer(
         required=True,
         strict=True,
@@ -326,6 +346,7 @@ class ApiStepSchema(Schema):
         ),
         error_messages={
             "required": _l("Give the version of the case you are changing"),
+            "null": _l("Give the version of the case you are changing"),
             "invalid": _l("version must be a positive whole number"),
         },
     )
@@ -333,6 +354,7 @@ class ApiStepSchema(Schema):
         required=True,
         error_messages={
             "required": _l("Give the answers of the step"),
+            "null": _l("Give the answers of the step"),
             "invalid": _l("answers must be an object"),
         },
     )
@@ -341,6 +363,8 @@ class ApiStepSchema(Schema):
 class ApiVersionSchema(Schema):
     class Meta:
         unknown = RAISE
+
+    error_messages = SCHEMA_MESSAGES
 
     version = ApiStepSchema._declared_fields["version"]
 
@@ -354,6 +378,8 @@ class ApiWithdrawSchema(ApiVersionSchema):
 class ApiSignInSchema(Schema):
     class Meta:
         unknown = RAISE
+
+    error_messages = SCHEMA_MESSAGES
 
     reference = Text(label=_l("your reference"), max_length=20)
     access_code = Text(label=_l("your access code"), max_length=20)

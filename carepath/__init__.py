@@ -1,0 +1,1 @@
+"""Process composition: the `carepath` command, over web, scheduler and the worker."""

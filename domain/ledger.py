@@ -1,0 +1,277 @@
+"""The Ledger aggregate: one intake's allocation record. Only the allocator writes it."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import AllocationError
+from domain.identity import NAMESPACE
+from domain.values import GENERAL_POOL, Policy
+
+
+def ledger_id(intake_id: UUID) -> UUID:
+    return uuid5(NAMESPACE, f"ledger:{intake_id.hex}")
+
+
+class Ledger(Aggregate):
+    """Places granted (slot numbers 1..capacity), waitlists in order, offers and releases.
+
+    Pools split the capacity: each has its own range of slot numbers and its own waitlist. The
+    general pool holds what the named pools leave. A slot released goes to the next person on the
+    same pool's waitlist, so slot numbers stay within 1..capacity for good.
+    """
+
+    class Started(Aggregate.Created):
+        intake_id: UUID
+        policy: str
+        capacity: int
+        pools: dict[str, int]
+        waitlist_length: int
+        document_deadline_days: int
+
+    class SeedCommitted(Aggregate.Event):
+        commitment: str
+
+    class EntryReceived(Aggregate.Event):
+        case_id: UUID
+        pool: str
+
+    class EntryWithdrawn(Aggregate.Event):
+        case_id: UUID
+
+    class DrawMade(Aggregate.Event):
+        seed: str
+        entries: int
+        entries_digest: str
+        combined_seed: str
+        fairness: dict[str, Any]
+
+    class PlaceGranted(Aggregate.Event):
+        case_id: UUID
+        slot: int
+        pool: str
+
+    class Invited(Aggregate.Event):
+        case_id: UUID
+        deadline: datetime
+
+    class Waitlisted(Aggregate.Event):
+        case_id: UUID
+        pool: str
+        rank: int
+
+    class NotSelected(Aggregate.Event):
+        case_id: UUID
+        reason: str
+
+    class LeftWaitlist(Aggregate.Event):
+        case_id: UUID
+        reason: str
+
+    class PlaceReleased(Aggregate.Event):
+        case_id: UUID
+        slot: int
+        reason: str
+
+    class Closed(Aggregate.Event):
+        at: datetime
+
+    @staticmethod
+    def create_id(intake_id: UUID) -> UUID:
+        return ledger_id(intake_id)
+
+    @event(Started)
+    def __init__(
+        self,
+        intake_id: UUID,
+        policy: str,
+        capacity: int,
+        pools: dict[str, int],
+        waitlist_length: int,
+        document_deadline_days: int,
+    ) -> None:
+        self.intake_id = intake_id
+        self.policy = Policy(policy)
+        self.capacity = capacity
+        self.waitlist_length = waitlist_length
+        self.document_deadline_days = document_deadline_days
+        # Slot ranges: the general pool first, then each named pool in name order.
+        general = capacity - sum(pools.values())
+        self.slot_ranges: dict[str, tuple[int, int]] = {GENERAL_POOL: (1, general)}
+        start = general + 1
+        for name in sorted(pools):
+            self.slot_ranges[name] = (start, start + pools[name] - 1)
+            start += pools[name]
+        self.holders: dict[int, UUID] = {}  # slot -> case
+        self.slot_of: dict[UUID, int] = {}  # case -> slot
+        self.deadlines: dict[UUID, datetime] = {}  # case -> invitation deadline
+        # Dicts as ordered sets: insertion order is the waitlist order, membership is O(1).
+        self.waitlists: dict[str, dict[UUID, int]] = {name: {} for name in self.slot_ranges}
+        self.next_fresh: dict[str, int] = {name: low for name, (low, _) in self.slot_ranges.items()}
+        self.released: dict[str, list[int]] = {name: [] for name in self.slot_ranges}
+        self.next_rank: dict[str, int] = {name: 1 for name in self.slot_ranges}
+        self.entry_pools: dict[UUID, str] = {}  # lottery entries, in the order received
+        self.states: dict[UUID, str] = {}  # case -> granted, waitlisted, not_selected, ...
+        self.commitment: str | None = None
+        self.drawn = False
+        self.closed = False
+
+    # Queries
+
+    def free_slot(self, pool: str) -> int | None:
+        """The lowest free slot of the pool: a released one first, else the next never used."""
+        if self.released[pool]:
+            return self.released[pool][0]
+        fresh = self.next_fresh[pool]
+        return fresh if fresh <= self.slot_ranges[pool][1] else None
+
+    @property
+    def entries(self) -> list[UUID]:
+        return list(self.entry_pools)
+
+    @property
+    def granted(self) -> int:
+        return len(self.holders)
+
+    def waitlist_full(self, pool: str) -> bool:
+        return self.waitlist_length > 0 and len(self.waitlists[pool]) >= self.waitlist_length
+
+    def overdue(self, now: datetime) -> list[UUID]:
+        """Holders of an invitation whose deadline has passed, earliest deadline first."""
+        late = [
+            (deadline, case_id) for case_id, deadline in self.deadlines.items() if deadline < now
+        ]
+        return [case_id for _, case_id in sorted(late)]
+
+    def pool_of_slot(self, slot: int) -> str:
+        for name, (low, high) in self.slot_ranges.items():
+            if low <= slot <= high:
+                return name
+        raise AllocationError(f"slot {slot} is outside 1..{self.capacity}")
+
+    # Commands: each checks its rule once; the appliers below only change state.
+
+    def grant(self, case_id: UUID, pool: str, deadline: datetime) -> int:
+        """Give the case the pool's first free slot and invite it; returns the slot number."""
+        if case_id in self.slot_of:
+            raise AllocationError(f"case {case_id} already holds slot {self.slot_of[case_id]}")
+        slot = self.free_slot(pool)
+        if slot is None:
+            raise AllocationError(f"no free place in pool {pool}")
+        if not 1 <= slot <= self.capacity:  # cannot happen with valid ranges: the last guard
+            raise AllocationError(f"slot {slot} is outside 1..{self.capacity}")
+        self._place_granted(case_id=case_id, slot=slot, pool=pool)
+        self._invited(case_id=case_id, deadline=deadline)
+        return slot
+
+    def add_to_waitlist(self, case_id: UUID, pool: str) -> int:
+        if case_id in self.slot_of or case_id in self.waitlists[pool]:
+            raise AllocationError(f"case {case_id} is already placed or waiting")
+        rank = self.next_rank[pool]
+        self._waitlisted(case_id=case_id, pool=pool, rank=rank)
+        return rank
+
+    def not_select(self, case_id: UUID, reason: str) -> None:
+        self._not_selected(case_id=case_id, reason=reason)
+
+    def receive_entry(self, case_id: UUID, pool: str) -> None:
+        if case_id in self.entry_pools:
+            raise AllocationError(f"case {case_id} has already entered")
+        self._entry_received(case_id=case_id, pool=pool)
+
+    def release(self, case_id: UUID, reason: str) -> str | None:
+        """Free whatever the case holds; returns the pool whose slot came free, if any."""
+        if case_id in self.slot_of:
+            slot = self.slot_of[case_id]
+            self._place_released(case_id=case_id, slot=slot, reason=reason)
+            return self.pool_of_slot(slot)
+        for waiting in self.waitlists.values():
+            if case_id in waiting:
+                self._left_waitlist(case_id=case_id, reason=reason)
+                return None
+        if case_id in self.entry_pools and not self.drawn:
+            self._entry_withdrawn(case_id=case_id)
+        return None
+
+    def invite_next(self, pool: str, deadline: datetime) -> UUID | None:
+        """Offer the pool's free slot to the first person waiting, if both exist."""
+        if not self.waitlists[pool] or self.free_slot(pool) is None:
+            return None
+        case_id = next(iter(self.waitlists[pool]))
+        self.grant(case_id, pool, deadline)
+        return case_id
+
+    # Appliers
+
+    @event(Closed)
+    def close(self, at: datetime) -> None:
+        self.closed = True
+
+    @event(SeedCommitted)
+    def commit_seed(self, commitment: str) -> None:
+        self.commitment = commitment
+
+    @event(EntryReceived)
+    def _entry_received(self, case_id: UUID, pool: str) -> None:
+        self.entry_pools[case_id] = pool
+        self.states[case_id] = "entered"
+
+    @event(EntryWithdrawn)
+    def _entry_withdrawn(self, case_id: UUID) -> None:
+        del self.entry_pools[case_id]
+        self.states[case_id] = "withdrawn"
+
+    @event(DrawMade)
+    def record_draw(
+        self,
+        seed: str,
+        entries: int,
+        entries_digest: str,
+        combined_seed: str,
+        fairness: dict[str, Any],
+    ) -> None:
+        self.drawn = True
+
+    @event(PlaceGranted)
+    def _place_granted(self, case_id: UUID, slot: int, pool: str) -> None:
+        self.holders[slot] = case_id
+        self.slot_of[case_id] = slot
+        if slot == self.next_fresh[pool]:
+            self.next_fresh[pool] = slot + 1
+        else:
+            heapq.heappop(self.released[pool])  # grant() always takes the lowest released slot
+        self.waitlists[pool].pop(case_id, None)
+        self.states[case_id] = "granted"
+
+    @event(Invited)
+    def _invited(self, case_id: UUID, deadline: datetime) -> None:
+        self.deadlines[case_id] = deadline
+
+    @event(Waitlisted)
+    def _waitlisted(self, case_id: UUID, pool: str, rank: int) -> None:
+        self.waitlists[pool][case_id] = rank
+        self.next_rank[pool] = rank + 1
+        self.states[case_id] = "waitlisted"
+
+    @event(NotSelected)
+    def _not_selected(self, case_id: UUID, reason: str) -> None:
+        self.states[case_id] = "not_selected"
+
+    @event(LeftWaitlist)
+    def _left_waitlist(self, case_id: UUID, reason: str) -> None:
+        for waiting in self.waitlists.values():
+            waiting.pop(case_id, None)
+        self.states[case_id] = reason
+
+    @event(PlaceReleased)
+    def _place_released(self, case_id: UUID, slot: int, reason: str) -> None:
+        del self.holders[slot]
+        del self.slot_of[case_id]
+        heapq.heappush(self.released[self.pool_of_slot(slot)], slot)
+        self.deadlines.pop(case_id, None)
+        self.states[case_id] = reason

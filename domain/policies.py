@@ -1,0 +1,135 @@
+"""Allocation policies as pure functions: the lottery's seed, digest and ranking, and its fairness check.
+
+These functions are the published algorithm: an auditor's program that implements the same few
+lines over an export of the log must reach the same ranking. See README, "The lottery".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+
+def lottery_seed(secret: bytes, intake_id: UUID) -> str:
+    """The intake's secret seed: 32 bytes as hex, kept out of the log until the draw."""
+    return hmac.new(secret, f"lottery-seed|{intake_id.hex}".encode(), hashlib.sha256).hexdigest()
+
+
+def commitment(seed: str) -> str:
+    """What is recorded at open: SHA-256 of the seed's hex text, as hex."""
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def entries_digest(case_ids: Iterable[UUID]) -> str:
+    """SHA-256 over the entries' ids: lower-case hex, sorted, one per line, no final newline."""
+    lines = "\n".join(sorted(case_id.hex for case_id in case_ids))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def combined_seed(seed: str, digest: str) -> str:
+    """SHA-256 of the seed's hex text followed by the entries digest's hex text."""
+    return hashlib.sha256((seed + digest).encode()).hexdigest()
+
+
+def rank_key(combined: str, case_id: UUID) -> str:
+    """An entry's draw number: SHA-256 of the combined seed's hex text and the case id's hex."""
+    return hashlib.sha256((combined + case_id.hex).encode()).hexdigest()
+
+
+def lottery_ranking(seed: str, case_ids: Iterable[UUID]) -> tuple[str, str, list[UUID]]:
+    """(entries digest, combined seed, entries from first drawn to last).
+
+    Entries are ordered by their draw number, ascending, compared as hex text; ties (never seen
+    with SHA-256) fall back to the case id.
+    """
+    entries = list(case_ids)
+    digest = entries_digest(entries)
+    combined = combined_seed(seed, digest)
+    ranked = sorted(entries, key=lambda case_id: (rank_key(combined, case_id), case_id.hex))
+    return digest, combined, ranked
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """Selection rate by registration-time decile, and a chi-square test of independence."""
+
+    deciles: tuple[tuple[int, int], ...]  # (entries, selected) per decile, earliest first
+    chi_square: float
+    degrees_of_freedom: int
+    p_value: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "deciles": [list(d) for d in self.deciles],
+            "chi_square": round(self.chi_square, 6),
+            "degrees_of_freedom": self.degrees_of_freedom,
+            "p_value": round(self.p_value, 6),
+        }
+
+
+def fairness(in_registration_order: Sequence[UUID], selected: set[UUID]) -> Fairness:
+    """Would a draw favour early or late registrants (as the DV-2012 draw did)?
+
+    Entries are split into ten groups by registration order; the chi-square statistic compares
+    selected / not selected counts across groups with what independence predicts.
+    """
+    n = len(in_registration_order)
+    groups = min(10, n)
+    deciles = []
+    for g in range(groups):
+        part = in_registration_order[g * n // groups : (g + 1) * n // groups]
+        deciles.append((len(part), sum(1 for case_id in part if case_id in selected)))
+    total_selected = sum(s for _, s in deciles)
+    rate = total_selected / n if n else 0.0
+    chi = 0.0
+    for size, chosen in deciles:
+        for observed, expected in ((chosen, size * rate), (size - chosen, size * (1 - rate))):
+            if expected > 0:
+                chi += (observed - expected) ** 2 / expected
+    df = max(groups - 1, 0)
+    p_value = chi_square_survival(chi, df) if df and 0 < rate < 1 else 1.0
+    return Fairness(tuple(deciles), chi, df, p_value)
+
+
+def chi_square_survival(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square variable with df degrees of freedom.
+
+    The regularised upper incomplete gamma Q(df/2, x/2), by its series or continued fraction
+    (Numerical Recipes 6.2); written here to keep the domain free of SciPy.
+    """
+    if x <= 0:
+        return 1.0
+    a, y = df / 2.0, x / 2.0
+    log_prefix = a * math.log(y) - y - math.lgamma(a)
+    if y < a + 1:
+        term = total = 1.0 / a
+        k = a
+        for _ in range(1000):
+            k += 1
+            term *= y / k
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_prefix))
+    tiny = 1e-300
+    b = y + 1 - a
+    c = 1 / tiny
+    d = 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, math.exp(log_prefix) * h)

@@ -1,0 +1,111 @@
+"""The scheduler's jobs: plain functions of their collaborators and `now`, each safe to repeat.
+
+Running a job twice, or from two schedulers at once, has the effect of running it once: every
+job re-reads the state it acts on and the domain refuses a second open, close or check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import IntakeStateError
+from domain.registry import Registry
+from domain.values import GENERAL_POOL, SYSTEM, IntakeStatus, IntakeView, Policy
+from projections.allocation import AllocationQueries
+
+log = logging.getLogger(__name__)
+ACTOR = f"{SYSTEM}:scheduler"
+
+
+def _done_once(action: str, code: str, command: Callable[[], None]) -> bool:
+    """Run the command; a refusal because it was already done (elsewhere) is not an error."""
+    try:
+        command()
+    except (IntakeStateError, IntegrityError) as already:
+        log.info("%s %s: already done (%s)", action, code, already)
+        return False
+    log.info("%s %s", action, code)
+    return True
+
+
+def _open(registry: Registry, intake: IntakeView) -> bool:
+    return _done_once("opened", intake.code, lambda: registry.open_intake(intake.code, actor=ACTOR))
+
+
+def _close(registry: Registry, intake: IntakeView) -> bool:
+    return _done_once(
+        "closed", intake.code, lambda: registry.close_intake(intake.code, actor=ACTOR)
+    )
+
+
+def open_due_intakes(registry: Registry, now: datetime) -> list[str]:
+    """Open every defined intake whose window has started (and not yet ended)."""
+    due = [
+        intake
+        for intake in registry.list_intakes()
+        if intake.status is IntakeStatus.DEFINED
+        and intake.opens_at is not None
+        and intake.opens_at <= now
+        and (intake.closes_at is None or now < intake.closes_at)
+    ]
+    return [intake.code for intake in due if _open(registry, intake)]
+
+
+def close_due_intakes(registry: Registry, now: datetime) -> list[str]:
+    """Close every open intake whose window has ended; a lottery's draw follows its close."""
+    due = [
+        intake
+        for intake in registry.list_intakes()
+        if intake.status is IntakeStatus.OPEN
+        and intake.closes_at is not None
+        and intake.closes_at <= now
+    ]
+    return [intake.code for intake in due if _close(registry, intake)]
+
+
+def close_full_intakes(
+    registry: Registry, allocations: AllocationQueries, now: datetime
+) -> list[str]:
+    """Close a first-come intake once every place is given and its waitlist is full."""
+    quotas = {quota.intake_id: quota for quota in allocations.quotas()}
+    full = [
+        intake
+        for intake in registry.list_intakes()
+        if intake.status is IntakeStatus.OPEN
+        and intake.policy is Policy.FIRST_COME
+        and intake.waitlist_length > 0
+        and intake.id in quotas
+        and quotas[intake.id].granted >= quotas[intake.id].capacity
+        and allocations.waitlisted(intake.id, GENERAL_POOL) >= intake.waitlist_length
+    ]
+    return [intake.code for intake in full if _close(registry, intake)]
+
+
+def expire_overdue_offers(
+    registry: Registry, allocations: AllocationQueries, now: datetime
+) -> list[str]:
+    """Record that time reached `now` in each intake holding an offer past its deadline.
+
+    The allocator then expires those offers and invites the next people waiting. The time is
+    recorded in the log, so a replay of the log expires exactly the same offers.
+    """
+    codes = [
+        registry.get_intake_by_id(intake_id).code
+        for intake_id in allocations.intakes_with_overdue_offers(now)
+    ]
+    return [
+        code
+        for code in codes
+        if _done_once(
+            "checked deadlines of",
+            code,
+            lambda code=code: registry.check_deadlines(code, now, actor=ACTOR),  # type: ignore[misc]
+        )
+    ]
+
+
+JOBS = (open_due_intakes, close_due_intakes, close_full_intakes, expire_overdue_offers)

@@ -1,0 +1,76 @@
+"""What applicants see of the allocation, through the pages, after the worker has caught up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from projections.worker import Worker
+from tests.conftest import CONTACT, ELIGIBILITY, SECRET, about_you, make_app
+from tests.forms import hidden_fields, post_form, text_of
+
+
+def submit_one(app, n):
+    client = app.test_client()
+    post_form(client, "/intakes/test/register", about_you(n))
+    post_form(client, "/application/steps/contact", CONTACT)
+    post_form(client, "/application/steps/eligibility", ELIGIBILITY)
+    review = client.get("/application/review")
+    assert client.post("/application/submit", data=hidden_fields(review.text)).status_code == 302
+    return client
+
+
+@pytest.fixture
+def small_app(sqlite_env):
+    app = make_app(sqlite_env, capacity=2)
+    yield app
+    app.extensions["carepath.registry"].close()
+
+
+def settle(env):
+    return Worker(env, env["CAREPATH_SECRET"].encode()).settle()
+
+
+def test_status_shows_invitation_waitlist_position_and_re_offer(small_app, sqlite_env):
+    clients = [submit_one(small_app, n) for n in range(1, 5)]
+    pending = clients[0].get("/application/status").text
+    assert "being recorded" in text_of(pending, "allocation")
+
+    settle(sqlite_env)
+
+    assert "invited to apply" in text_of(clients[0].get("/application/status").text, "allocation")
+    assert "invited to apply" in text_of(clients[1].get("/application/status").text, "allocation")
+    assert "position 1" in text_of(clients[2].get("/application/status").text, "allocation")
+    assert "position 2" in text_of(clients[3].get("/application/status").text, "allocation")
+
+    # the first person withdraws: the first on the waitlist is invited, the second moves up
+    post_form(clients[0], "/application/withdraw", {"confirm": "yes"})
+    settle(sqlite_env)
+    assert "invited to apply" in text_of(clients[2].get("/application/status").text, "allocation")
+    assert "position 1" in text_of(clients[3].get("/application/status").text, "allocation")
+
+
+def test_expired_invitation_is_shown_and_the_place_re_offered(small_app, sqlite_env):
+    clients = [submit_one(small_app, n) for n in range(1, 4)]
+    settle(sqlite_env)
+    registry = small_app.extensions["carepath.registry"]
+    registry.check_deadlines("test", datetime.now(UTC) + timedelta(days=29), actor="test")
+    settle(sqlite_env)
+
+    assert "expired" in text_of(clients[0].get("/application/status").text, "allocation")
+    assert "invited to apply" in text_of(clients[2].get("/application/status").text, "allocation")
+
+
+def test_status_says_allocation_is_unavailable_when_the_read_model_is_down(small_app, sqlite_env):
+    client = submit_one(small_app, 1)
+    small_app.extensions["carepath.allocations"].engine.dispose()
+    import os
+
+    os.remove(os.path.join(sqlite_env["CAREPATH_DATA_DIR"], "views.sqlite"))
+    page = client.get("/application/status")
+    assert page.status_code == 200
+    assert "cannot show where you stand" in text_of(page.text, "allocation")
+
+
+_ = SECRET
