@@ -40,8 +40,17 @@ class Text(fields.String):
     name read differently from what an officer sees, so they are refused, not cleaned.
     """
 
-    def __init__(self, *, label: Any, max_length: int, min_length: int = 1, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        label: Any,
+        max_length: int,
+        min_length: int = 1,
+        multiline: bool = False,
+        **kwargs: Any,
+    ):
         self.label = label
+        self.multiline = multiline
         messages = {
             "required": _l("Enter %(field)s", field=label),
             "null": _l("Enter %(field)s", field=label),
@@ -73,7 +82,9 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if _has_control_characters(text):
+        if _has_control_characters(
+            text.replace("\r", "").replace("\n", "") if self.multiline else text
+        ):
             raise self.make_error("control")
         if not text and self.required:
             raise self.make_error("required")
@@ -313,7 +324,12 @@ class WithdrawSchema(Schema):
         unknown = EXCLUDE
 
     reason = Text(
-        label=_l("your reason"), max_length=500, min_length=0, required=False, load_default=""
+        label=_l("your reason"),
+        max_length=500,
+        min_length=0,
+        multiline=True,
+        required=False,
+        load_default="",
     )
     confirm = fields.Boolean(
         required=True,
@@ -371,7 +387,12 @@ class ApiVersionSchema(Schema):
 
 class ApiWithdrawSchema(ApiVersionSchema):
     reason = Text(
-        label=_l("your reason"), max_length=500, min_length=0, required=False, load_default=""
+        label=_l("your reason"),
+        max_length=500,
+        min_length=0,
+        multiline=True,
+        required=False,
+        load_default="",
     )
 
 

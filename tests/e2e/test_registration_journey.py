@@ -137,3 +137,12 @@ def test_sign_out_ends_the_server_side_session(app):
     replay = app.test_client()
     replay.set_cookie("carepath_session", cookie)
     assert replay.get("/application/status").status_code == 401
+
+
+def test_withdrawal_reason_may_span_several_lines(app):
+    client = app.test_client()
+    register(client)
+    withdrawn = post_form(
+        client, "/application/withdraw", {"confirm": "yes", "reason": "Found work.\r\nThank you"}
+    )
+    assert withdrawn.status_code == 302
