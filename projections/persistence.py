@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 SQLITE = "eventsourcing.sqlite"
 POSTGRES = "eventsourcing.postgres"
+UNPIPELINED_PROCESS_RECORDER = "projections.recorders:UnpipelinedPostgresProcessRecorder"
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
@@ -59,6 +60,8 @@ def application_env(
         env.setdefault("POSTGRES_PASSWORD", "")
         # Fail a blocked table lock after a few seconds rather than hang a request forever.
         env.setdefault("POSTGRES_LOCK_TIMEOUT", "5")
+        # Followers (the allocator) write big batches; see projections/recorders.py for why.
+        env.setdefault("PROCESS_RECORDER_TOPIC", UNPIPELINED_PROCESS_RECORDER)
     cipher_key = environ.get("CAREPATH_CIPHER_KEY")
     if cipher_key:
         env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"

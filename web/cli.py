@@ -13,10 +13,13 @@ from eventsourcing.persistence import PersistenceError
 from flask.cli import FlaskGroup
 
 from domain.allocator import Allocator
+from domain.audit import compare_ledgers, recompute_draw
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
+from domain.ledger import ledger_id
 from domain.registry import Registry
 from domain.values import IntakeStatus, Policy
 from projections.persistence import application_env
+from projections.runner import catch_up
 from projections.views import migrate
 from web import create_app
 from web.settings import Settings
@@ -111,9 +114,23 @@ def _when(value: str | None, option: str) -> datetime | None:
 @click.option("--opens-at", help="ISO date-time (UTC if no offset)")
 @click.option("--closes-at", help="ISO date-time (UTC if no offset)")
 @click.option("--document-deadline-days", type=int, default=28, show_default=True)
-@click.option("--waitlist-length", type=int, default=0, show_default=True)
-def intake_create(**options: Any) -> None:
-    """Define a new intake (it opens with `carepath intake open`)."""
+@click.option("--waitlist-length", type=int, default=0, show_default=True, help="0: no limit")
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    metavar="NAME=PLACES",
+    help="a reserved pool, e.g. alternate_format=100 (repeatable)",
+)
+def intake_create(pools: tuple[str, ...], **options: Any) -> None:
+    """Define a new intake (it opens with `carepath intake open`, or at --opens-at)."""
+    reserved: dict[str, int] = {}
+    for pool in pools:
+        name, _, places = pool.partition("=")
+        if not places.isdigit():
+            raise click.BadParameter(f"{pool!r} is not NAME=PLACES", param_hint="--pool")
+        reserved[name] = int(places)
+    options["pools"] = reserved
     opens_at = _when(options.pop("opens_at"), "--opens-at")
     closes_at = _when(options.pop("closes_at"), "--closes-at")
     with registry() as built:
@@ -173,6 +190,54 @@ def demo() -> None:
         click.echo(f"demo intake {DEMO_CODE} is {status.value}")
         if status is not IntakeStatus.OPEN:
             raise click.ClickException("the demo intake is closed; use a fresh CAREPATH_DATA_DIR")
+
+
+@cli.group()
+def audit() -> None:
+    """Recompute from the logs and compare with what was recorded."""
+
+
+def _registry_events(built: Registry, topics: tuple[str, ...]) -> list[Any]:
+    events, position = [], 0
+    while True:
+        page = built.recorder.select_notifications(
+            start=position, limit=1000, topics=topics, inclusive_of_start=False
+        )
+        events.extend(built.mapper.to_domain_event(n) for n in page)
+        if len(page) < 1000:
+            return events
+        position = page[-1].id
+
+
+@audit.command("draw")
+@click.argument("code")
+def audit_draw(code: str) -> None:
+    """Recompute an intake's lottery from the logs and compare it with its Ledger."""
+    environ = Settings.from_environ().environ
+    with registry() as built:
+        intake_id = built.get_intake(code).id
+        click.echo(f"reading the Registry's log for intake {code} ...", err=True)
+        events = _registry_events(built, Allocator.topics)
+        allocator = Allocator(env=application_env(environ, Allocator.name, create_table=False))
+        replay = Allocator(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        try:
+            stored = list(allocator.events.get(ledger_id(intake_id)))
+            result = recompute_draw(events, stored, intake_id)
+            click.echo(f"replaying {len(events)} events into a fresh allocator ...", err=True)
+            catch_up(built, replay)
+            same, detail = compare_ledgers(stored, replay.events.get(ledger_id(intake_id)))
+            result.check(
+                "a fresh allocator replaying the log records the same ledger", same, detail
+            )
+        finally:
+            allocator.close()
+            replay.close()
+    for name, held, detail in result.checks:
+        click.echo(f"{'ok  ' if held else 'FAIL'} {name}{f'  ({detail})' if detail else ''}")
+    verdict = "matches" if result.ok else "DOES NOT MATCH"
+    click.echo(f"draw of {code}: {result.entries} entries; the ledger {verdict} the log")
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @cli.command("web")

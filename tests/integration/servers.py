@@ -49,7 +49,7 @@ def carepath_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("carepath")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from web.cli import main; main()", *args]
+    return [sys.executable, "-c", "from carepath.cli import main; main()", *args]
 
 
 def run_carepath(
