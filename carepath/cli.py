@@ -45,6 +45,8 @@ def _stop_on_signals() -> threading.Event:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
+    # A line per job run every few seconds would drown what matters; failures still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @cli.command("worker")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,28 @@ from sqlalchemy.engine import Connection, Engine
 from projections.persistence import views_url
 
 metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Times in and out as aware UTC datetimes, whatever the database keeps.
+
+    SQLite has no time zones: values are stored there as naive UTC, and read back as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 view_tracking = sa.Table(
     "view_tracking",
@@ -35,7 +58,7 @@ ledgers = sa.Table(
     sa.Column("policy", sa.String(16), nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
     sa.Column("closed", sa.Boolean, nullable=False),
-    sa.Column("drawn_at", sa.DateTime(timezone=True)),
+    sa.Column("drawn_at", UTCDateTime()),
     sa.Column("draw", sa.JSON),
 )
 
@@ -48,9 +71,9 @@ allocation_status = sa.Table(
     sa.Column("pool", sa.String(40)),
     sa.Column("slot", sa.Integer),
     sa.Column("rank", sa.Integer),
-    sa.Column("deadline", sa.DateTime(timezone=True)),
+    sa.Column("deadline", UTCDateTime()),
     sa.Column("reason", sa.String(200)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 

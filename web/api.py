@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError
 
 from domain.registry import Registry
 from domain.values import STEPS, CaseView, IntakeStatus, IntakeView, Outcome
+from projections.allocation import Allocation, AllocationQueries, ReadModelUnavailable
 from web.auth import sign_in_session, signed_in_case_id
 from web.extensions import limiter
 from web.i18n import current_language
@@ -176,7 +177,32 @@ def sign_out() -> tuple[str, int]:
 
 @bp.get("/case")
 def case() -> Response:
-    return jsonify(case_json(signed_in_case()))
+    """The case, with where it stands in the allocation (null until the allocator has decided)."""
+    found = signed_in_case()
+    body = case_json(found)
+    try:
+        allocation = allocations().of_case(found.id)
+    except ReadModelUnavailable:
+        body["allocation"], body["allocation_unavailable"] = None, True
+    else:
+        body["allocation"] = allocation_json(allocation) if allocation else None
+    return jsonify(body)
+
+
+def allocation_json(allocation: Allocation) -> dict[str, Any]:
+    return {
+        "state": allocation.state,
+        "pool": allocation.pool,
+        "slot": allocation.slot,
+        "deadline": allocation.deadline.isoformat() if allocation.deadline else None,
+        "waitlist_position": allocation.waitlist_position,
+        "reason": allocation.reason,
+    }
+
+
+def allocations() -> AllocationQueries:
+    queries: AllocationQueries = current_app.extensions["carepath.allocations"]
+    return queries
 
 
 @bp.put("/case/steps/<step>")

@@ -51,7 +51,7 @@ def registry(*, create_table: bool = False) -> Iterator[Registry]:
     try:
         yield built
     except InvalidValue as invalid:
-        hint = f"--{invalid.field.replace('_', '-')}"
+        hint = "--pool" if invalid.field == "pools" else f"--{invalid.field.replace('_', '-')}"
         raise click.BadParameter(invalid.message, param_hint=hint) from None
     except CarepathError as refused:
         raise click.ClickException(str(refused)) from None

@@ -74,3 +74,76 @@ def test_status_says_allocation_is_unavailable_when_the_read_model_is_down(small
 
 
 _ = SECRET
+
+
+def test_offers_move_down_the_waitlist_in_order_until_it_is_empty(sqlite_env):
+    app = make_app(sqlite_env, capacity=1)
+    try:
+        clients = [submit_one(app, n) for n in range(1, 5)]
+        settle(sqlite_env)
+        registry = app.extensions["carepath.registry"]
+        seen = [text_of(c.get("/application/status").text, "allocation") for c in clients]
+        assert "invited to apply" in seen[0]
+        assert ["position 1" in seen[1], "position 2" in seen[2], "position 3" in seen[3]] == [
+            True,
+            True,
+            True,
+        ]
+
+        # the holder withdraws, then each later offer expires in turn
+        post_form(clients[0], "/application/withdraw", {"confirm": "yes"})
+        settle(sqlite_env)
+        now = datetime.now(UTC)
+        for holder in range(1, 4):
+            page = text_of(clients[holder].get("/application/status").text, "allocation")
+            assert "invited to apply" in page
+            assert "Send your documents before" in page  # every offer carries a deadline
+            for waiting in range(holder + 1, 4):
+                position = waiting - holder
+                status = clients[waiting].get("/application/status").text
+                assert f"position {position}" in text_of(status, "allocation")
+            now += timedelta(days=29)
+            registry.check_deadlines("test", now, actor="test")
+            settle(sqlite_env)
+            assert "expired" in text_of(
+                clients[holder].get("/application/status").text, "allocation"
+            )
+
+        queries = app.extensions["carepath.allocations"]
+        quota = queries.quotas()[0]
+        assert quota.counts == {"withdrawn": 1, "expired": 3}  # nobody left waiting
+    finally:
+        app.extensions["carepath.registry"].close()
+
+
+def test_api_case_shows_the_allocation(small_app, sqlite_env):
+    import secrets
+
+    client = small_app.test_client()
+    headers = {"Idempotency-Key": secrets.token_urlsafe(24)}
+    assert (
+        client.post(
+            "/api/v1/intakes/test/registrations", json=about_you(9), headers=headers
+        ).status_code
+        == 201
+    )
+    assert client.get("/api/v1/case").json["allocation"] is None
+    for version, (step, answers) in enumerate(
+        [("contact", CONTACT), ("eligibility", {**ELIGIBILITY, "consent": True})], start=1
+    ):
+        saved = client.put(
+            f"/api/v1/case/steps/{step}",
+            json={"version": version, "answers": answers},
+            headers={"Idempotency-Key": f"step-{step}-key-0001"},
+        )
+        assert saved.status_code == 200, saved.json
+    client.post(
+        "/api/v1/case/submission",
+        json={"version": 3},
+        headers={"Idempotency-Key": "submit-key-00000001"},
+    )
+    settle(sqlite_env)
+    allocation = client.get("/api/v1/case").json["allocation"]
+    assert allocation["state"] == "granted"
+    assert allocation["slot"] == 1
+    assert allocation["deadline"]

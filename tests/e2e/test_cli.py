@@ -1,0 +1,150 @@
+"""The `carepath` command, run in-process with click's runner on a fresh SQLite data folder."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from carepath.cli import cli
+from projections.persistence import application_env
+from projections.worker import Worker
+from tests.conftest import about_you
+
+
+@pytest.fixture
+def run(sqlite_env, monkeypatch):
+    for key in ("PERSISTENCE_MODULE", "POSTGRES_DBNAME", "CAREPATH_VIEWS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    runner = CliRunner(env=sqlite_env)
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert invoke("db", "init").exit_code == 0
+    return invoke
+
+
+def registry_for(env):
+    from domain.registry import Registry
+
+    return Registry(
+        env=application_env(env, "Registry", create_table=False),
+        secret=env["CAREPATH_SECRET"].encode(),
+    )
+
+
+def test_intakes_are_created_opened_listed_and_closed(run):
+    created = run(
+        "intake",
+        "create",
+        "--code",
+        "hcw-2025",
+        "--name",
+        "Home Care Worker",
+        "--capacity",
+        "4700",
+        "--pool",
+        "alternate_format=100",
+    )
+    assert created.exit_code == 0, created.output
+    assert run("intake", "open", "hcw-2025").exit_code == 0
+    listed = run("intake", "list").output
+    assert "hcw-2025" in listed
+    assert "open" in listed
+    assert run("intake", "close", "hcw-2025").exit_code == 0
+    assert "closed" in run("intake", "list").output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--code", "Bad Code", "--name", "N", "--capacity", "5"], "--code"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "0"], "--capacity"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "x"], "--capacity"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "5", "--opens-at", "soon"], "--opens-at"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "5", "--pool", "vip"], "--pool"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "5", "--pool", "vip=5"], "--pool"),
+        (["--code", "ok-1", "--name", "N", "--capacity", "5", "--policy", "fastest"], "--policy"),
+    ],
+)
+def test_bad_intake_options_get_an_error_naming_the_option(run, args, named):
+    refused = run("intake", "create", *args)
+    assert refused.exit_code == 2
+    assert named in refused.output
+    assert "Traceback" not in refused.output
+    assert "no intakes defined" in run("intake", "list").output
+
+
+def test_unknown_intake_is_a_one_line_error(run):
+    refused = run("intake", "open", "nope")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == "Error: no intake has the code nope"
+
+
+def test_audit_draw_recomputes_a_lottery_from_the_log(run, sqlite_env):
+    run(
+        "intake",
+        "create",
+        "--code",
+        "draw",
+        "--name",
+        "Draw",
+        "--capacity",
+        "3",
+        "--policy",
+        "lottery",
+    )
+    run("intake", "open", "draw")
+    registry = registry_for(sqlite_env)
+    try:
+        for n in range(12):
+            done = registry.register("draw", about_you(n), language="en", idempotency_key=f"r{n}")
+            registry.save_step(
+                done.case_id,
+                "contact",
+                {"email": "a@b.c"},
+                expected_version=1,
+                language="en",
+                idempotency_key=f"c{n}",
+            )
+            registry.save_step(
+                done.case_id,
+                "eligibility",
+                {"consent": True},
+                expected_version=2,
+                language="en",
+                idempotency_key=f"e{n}",
+            )
+            registry.submit(
+                done.case_id, expected_version=3, language="en", idempotency_key=f"s{n}"
+            )
+    finally:
+        registry.close()
+    run("intake", "close", "draw")
+    Worker(sqlite_env, sqlite_env["CAREPATH_SECRET"].encode()).settle()
+
+    audited = run("audit", "draw", "draw")
+
+    assert audited.exit_code == 0, audited.output
+    assert "ok   the revealed seed matches the commitment made at opening" in audited.output
+    assert "ok   a fresh allocator replaying the log records the same ledger" in audited.output
+    assert audited.output.strip().endswith("draw of draw: 12 entries; the ledger matches the log")
+
+
+def test_audit_of_an_undrawn_intake_fails(run):
+    run(
+        "intake",
+        "create",
+        "--code",
+        "nodraw",
+        "--name",
+        "N",
+        "--capacity",
+        "3",
+        "--policy",
+        "lottery",
+    )
+    run("intake", "open", "nodraw")
+    audited = run("audit", "draw", "nodraw")
+    assert audited.exit_code == 1
+    assert "FAIL the ledger records one draw" in audited.output

@@ -1,0 +1,300 @@
+"""Allocation decisions, the lottery's published algorithm, its fairness check and its audit."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.allocator import Allocator
+from domain.audit import compare_ledgers, recompute_draw
+from domain.intake import Intake
+from domain.ledger import Ledger, ledger_id
+from domain.policies import (
+    chi_square_survival,
+    combined_seed,
+    commitment,
+    entries_digest,
+    fairness,
+    lottery_ranking,
+    rank_key,
+)
+from domain.registry import Registry
+from projections.runner import catch_up
+from tests.conftest import SECRET, about_you
+
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+@pytest.fixture
+def world():
+    registry = Registry(env=POPO, secret=SECRET)
+    allocator = Allocator(env=POPO)
+    yield registry, allocator
+    allocator.close()
+    registry.close()
+
+
+def enter(registry, code, n, pool="general"):
+    done = registry.register(
+        code, about_you(n), language="en", idempotency_key=f"{code}r{n}", pool=pool
+    )
+    registry.save_step(
+        done.case_id,
+        "contact",
+        {"email": "a@b.c"},
+        expected_version=1,
+        language="en",
+        idempotency_key=f"{code}c{n}",
+    )
+    registry.save_step(
+        done.case_id,
+        "eligibility",
+        {"consent": True},
+        expected_version=2,
+        language="en",
+        idempotency_key=f"{code}e{n}",
+    )
+    registry.submit(done.case_id, expected_version=3, language="en", idempotency_key=f"{code}s{n}")
+    return done.case_id
+
+
+def intake(registry, code, **options):
+    definition = {
+        "name": code,
+        "stream": "",
+        "capacity": 3,
+        "policy": "first_come",
+        "actor": "t",
+        **options,
+    }
+    registry.define_intake(code=code, **definition)
+    registry.open_intake(code, actor="t")
+    return Intake.create_id(code)
+
+
+def ledger_events(allocator, intake_id):
+    return list(allocator.events.get(ledger_id(intake_id)))
+
+
+def test_first_come_grants_in_submission_order_then_waitlists_then_refuses(world):
+    registry, allocator = world
+    intake_id = intake(registry, "fc", capacity=2, waitlist_length=2)
+    ids = [enter(registry, "fc", n) for n in range(6)]
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    assert [ledger.states[c] for c in ids] == [
+        "granted",
+        "granted",
+        "waitlisted",
+        "waitlisted",
+        "not_selected",
+        "not_selected",
+    ]
+    assert ledger.slot_of == {ids[0]: 1, ids[1]: 2}
+    invited = [e for e in ledger_events(allocator, intake_id) if isinstance(e, Ledger.Invited)]
+    submitted_at = registry.get_case(ids[0]).submitted_at
+    assert invited[0].deadline == submitted_at + timedelta(days=28)
+
+
+def test_withdrawal_re_offers_the_same_slot_to_the_first_waiting(world):
+    registry, allocator = world
+    intake_id = intake(registry, "wd", capacity=2)
+    ids = [enter(registry, "wd", n) for n in range(4)]
+    catch_up(registry, allocator)
+    registry.withdraw(ids[0], expected_version=4, reason="", idempotency_key="w")
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    assert ledger.slot_of == {ids[2]: 1, ids[1]: 2}
+    assert list(ledger.waitlists["general"]) == [ids[3]]
+
+
+def test_expiry_releases_every_overdue_offer_and_invites_in_waitlist_order(world):
+    registry, allocator = world
+    intake_id = intake(registry, "ex", capacity=2, document_deadline_days=10)
+    ids = [enter(registry, "ex", n) for n in range(5)]
+    catch_up(registry, allocator)
+    later = datetime.now(UTC) + timedelta(days=11)
+    registry.check_deadlines("ex", later, actor="t")
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    assert ledger.states[ids[0]] == ledger.states[ids[1]] == "expired"
+    assert ledger.slot_of == {ids[2]: 1, ids[3]: 2}
+    assert ledger.deadlines[ids[2]] == later + timedelta(days=10)
+    # time checked again before the new deadlines: nothing changes
+    registry.check_deadlines("ex", later + timedelta(days=1), actor="t")
+    catch_up(registry, allocator)
+    assert ledger.slot_of == {ids[2]: 1, ids[3]: 2}
+
+
+def test_reserved_pool_has_its_own_slots_and_waitlist(world):
+    registry, allocator = world
+    intake_id = intake(registry, "pl", capacity=3, pools={"alternate": 1})
+    general = [enter(registry, "pl", n) for n in range(3)]
+    alternate = [enter(registry, "pl", n, pool="alternate") for n in range(10, 12)]
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    assert ledger.slot_of == {general[0]: 1, general[1]: 2, alternate[0]: 3}
+    assert list(ledger.waitlists["general"]) == [general[2]]
+    assert list(ledger.waitlists["alternate"]) == [alternate[1]]
+
+
+def test_registration_in_an_unknown_pool_is_refused(world):
+    registry, _ = world
+    intake(registry, "np", capacity=3)
+    from domain.errors import InvalidValue
+
+    with pytest.raises(InvalidValue):
+        registry.register("np", about_you(1), language="en", idempotency_key="k", pool="vip")
+
+
+def test_lottery_commits_at_open_draws_at_close_and_audits_clean(world):
+    registry, allocator = world
+    intake_id = intake(registry, "lt", capacity=3, policy="lottery", waitlist_length=4)
+    ids = [enter(registry, "lt", n) for n in range(10)]
+    registry.withdraw(ids[9], expected_version=4, reason="", idempotency_key="w")
+    registry.close_intake("lt", actor="t")
+    catch_up(registry, allocator)
+    events = ledger_events(allocator, intake_id)
+    draw = next(e for e in events if isinstance(e, Ledger.DrawMade))
+    opened = next(e for e in registry.events.get(intake_id) if isinstance(e, Intake.Opened))
+    assert commitment(draw.seed) == opened.seed_commitment
+    assert draw.entries == 9
+    kinds = [
+        type(e).__name__
+        for e in events
+        if isinstance(e, Ledger.PlaceGranted | Ledger.Waitlisted | Ledger.NotSelected)
+    ]
+    assert kinds == ["PlaceGranted"] * 3 + ["Waitlisted"] * 4 + ["NotSelected"] * 2
+    assert set(draw.fairness) == {"deciles", "chi_square", "degrees_of_freedom", "p_value"}
+
+    log = [
+        registry.mapper.to_domain_event(n)
+        for n in registry.recorder.select_notifications(
+            start=0, limit=1000, topics=Allocator.topics, inclusive_of_start=False
+        )
+    ]
+    audit = recompute_draw(log, events, intake_id)
+    assert audit.ok, audit.checks
+
+
+def test_audit_catches_a_reordered_or_altered_draw(world):
+    registry, allocator = world
+    intake_id = intake(registry, "tm", capacity=2, policy="lottery")
+    for n in range(6):
+        enter(registry, "tm", n)
+    registry.close_intake("tm", actor="t")
+    catch_up(registry, allocator)
+    events = ledger_events(allocator, intake_id)
+    log = [
+        registry.mapper.to_domain_event(n)
+        for n in registry.recorder.select_notifications(
+            start=0, limit=1000, topics=Allocator.topics, inclusive_of_start=False
+        )
+    ]
+    assert recompute_draw(log, events, intake_id).ok
+
+    granted = [i for i, e in enumerate(events) if isinstance(e, Ledger.PlaceGranted)]
+    waiting = [i for i, e in enumerate(events) if isinstance(e, Ledger.Waitlisted)]
+    swapped = list(events)
+    first, other = granted[0], waiting[0]
+    swapped[first], swapped[other] = (
+        replace(events[first], case_id=events[other].case_id),
+        replace(events[other], case_id=events[first].case_id),
+    )
+    assert not recompute_draw(log, swapped, intake_id).ok
+    assert not compare_ledgers(swapped, events)[0]
+
+    draw_at = next(i for i, e in enumerate(events) if isinstance(e, Ledger.DrawMade))
+    other_seed = list(events)
+    other_seed[draw_at] = replace(events[draw_at], seed="0" * 64)
+    failed = {
+        name for name, held, _ in recompute_draw(log, other_seed, intake_id).checks if not held
+    }
+    assert "the ledger drew with the revealed seed" in failed
+
+
+def test_a_fresh_allocator_replaying_the_log_records_the_same_ledgers(world):
+    registry, allocator = world
+    first = intake(registry, "r1", capacity=2, waitlist_length=1)
+    second = intake(registry, "r2", capacity=2, policy="lottery")
+    ids = [enter(registry, "r1", n) for n in range(5)]
+    for n in range(5):
+        enter(registry, "r2", n)
+    registry.withdraw(ids[1], expected_version=4, reason="", idempotency_key="w")
+    registry.close_intake("r2", actor="t")
+    catch_up(registry, allocator, batch=2)
+    replay = Allocator(env=POPO)
+    catch_up(registry, replay, batch=1000)
+    for intake_id in (first, second):
+        same, detail = compare_ledgers(
+            ledger_events(allocator, intake_id), ledger_events(replay, intake_id)
+        )
+        assert same, detail
+
+
+def test_late_submission_after_close_is_not_selected_explicitly(world):
+    registry, allocator = world
+    intake_id = intake(registry, "lc", capacity=5)
+    done = registry.register("lc", about_you(1), language="en", idempotency_key="k")
+    registry.close_intake("lc", actor="t")
+    from domain.errors import IntakeNotOpen
+
+    with pytest.raises(IntakeNotOpen):
+        registry.submit(done.case_id, expected_version=1, language="en", idempotency_key="s")
+    catch_up(registry, allocator)
+    assert allocator.ledger_of(intake_id).granted == 0
+
+
+# The published algorithm, written out independently of domain.policies
+
+
+def test_lottery_ranking_follows_the_documented_formula():
+    seed = "ab" * 32
+    entries = [uuid4() for _ in range(50)]
+    digest, combined, ranked = lottery_ranking(seed, entries)
+    expected_digest = hashlib.sha256("\n".join(sorted(e.hex for e in entries)).encode()).hexdigest()
+    expected_combined = hashlib.sha256((seed + expected_digest).encode()).hexdigest()
+    expected = sorted(
+        entries, key=lambda e: hashlib.sha256((expected_combined + e.hex).encode()).hexdigest()
+    )
+    assert (digest, combined, ranked) == (expected_digest, expected_combined, expected)
+    assert entries_digest(reversed(entries)) == digest  # order of entry does not matter
+    assert combined_seed(seed, digest) == combined
+    assert (
+        rank_key(combined, entries[0])
+        == hashlib.sha256((combined + entries[0].hex).encode()).hexdigest()
+    )
+
+
+def test_fairness_check_sees_no_bias_in_a_random_draw_and_flags_a_biased_one():
+    rng = random.Random(7)
+    entries = [UUID(int=rng.getrandbits(128)) for _ in range(20_000)]
+    _, _, ranked = lottery_ranking("cd" * 32, entries)
+    fair = fairness(entries, set(ranked[:2_000]))
+    assert fair.degrees_of_freedom == 9
+    assert fair.p_value > 0.001
+    assert sum(size for size, _ in fair.deciles) == 20_000
+    # DV-2012: a draw that picked almost only the earliest registrants
+    biased = fairness(entries, set(entries[:1_800]) | set(ranked[:200]))
+    assert biased.p_value < 1e-12
+    assert biased.chi_square > 1_000
+
+
+@pytest.mark.parametrize(
+    ("x", "df", "expected"),
+    [
+        (9.0, 9, 0.4372741889),
+        (16.9, 9, 0.0503051901),
+        (2.0, 1, 0.1572992071),
+        (0.01, 3, 0.9997348349),
+        (30.0, 9, 0.0004387218),
+    ],
+)
+def test_chi_square_survival_matches_reference_values(x, df, expected):
+    # reference values from scipy.stats.chi2.sf
+    assert chi_square_survival(x, df) == pytest.approx(expected, abs=1e-9)
