@@ -37,6 +37,7 @@ from domain.identity import (
     parse_reference,
     reference_index_id,
 )
+from domain.group_commit import GroupCommitter
 from domain.intake import CATALOG_ID, Intake, IntakeCatalog
 from domain.policies import commitment, lottery_seed
 from domain.values import (
@@ -82,6 +83,24 @@ class Registry(Application[UUID]):
         self._code_hash_key = derive_key(secret, "access-code-hash")
         self._seed_key = derive_key(secret, "lottery-seed")
         self._clock = clock
+        self._committer: GroupCommitter | None = None
+        if _flag(self.env.get("GROUP_COMMIT", "y")):
+            self._committer = GroupCommitter(
+                self.save,
+                max_batch=int(self.env.get("GROUP_COMMIT_MAX_BATCH", "100")),
+                max_wait=float(self.env.get("GROUP_COMMIT_MAX_WAIT_MS", "2")) / 1000,
+                name=f"{self.name}-group-commit",
+            )
+
+    @property
+    def group_commit(self) -> GroupCommitter | None:
+        """The group committer, or None when every save is its own transaction."""
+        return self._committer
+
+    def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+        super().close()
 
     # Intakes
 
@@ -328,8 +347,11 @@ class Registry(Application[UUID]):
     # Internals
 
     def _save(self, *aggregates: Intake | IntakeCatalog | Case | CaseReference) -> None:
-        """The one write path of the Registry (group commit slots in here)."""
-        self.save(*aggregates)
+        """The one write path of the Registry: through the group committer when it is on."""
+        if self._committer is None:
+            self.save(*aggregates)
+            return
+        self._committer.save([event for a in aggregates for event in a.collect_events()])
 
     def _decide(
         self,
@@ -383,6 +405,10 @@ class Registry(Application[UUID]):
             return IntakeCatalog()
         assert isinstance(catalog, IntakeCatalog)
         return catalog
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "y", "yes", "true", "on"}
 
 
 def _check_language(language: str) -> None:

@@ -66,6 +66,13 @@ def application_env(
     if cipher_key:
         env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
         env["CIPHER_KEY"] = cipher_key
+    for carepath_key, library_key in (
+        ("CAREPATH_GROUP_COMMIT", "GROUP_COMMIT"),
+        ("CAREPATH_GROUP_COMMIT_MAX_BATCH", "GROUP_COMMIT_MAX_BATCH"),
+        ("CAREPATH_GROUP_COMMIT_MAX_WAIT_MS", "GROUP_COMMIT_MAX_WAIT_MS"),
+    ):
+        if carepath_key in environ:
+            env.setdefault(library_key, environ[carepath_key])
     env["CREATE_TABLE"] = "y" if create_table else "n"
     env[f"{prefix}_CREATE_TABLE"] = env["CREATE_TABLE"]
     return env

@@ -9,7 +9,7 @@ from flask import Flask
 
 from projections.allocation import AllocationQueries
 from projections.views import make_engine
-from web import api, applicant, errors, i18n, security
+from web import admission, api, applicant, errors, health, i18n, security
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
 from web.settings import Settings
@@ -27,6 +27,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["carepath.registry"] = settings.build_registry(create_table=False)
     app.extensions["carepath.allocations"] = AllocationQueries(make_engine(settings.environ))
 
+    # First of the request hooks: an overloaded process refuses before doing any other work.
+    admission.init_app(
+        app,
+        limit=settings.max_in_flight,
+        wait_seconds=settings.admission_wait_seconds,
+        retry_after=settings.retry_after_seconds,
+    )
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -35,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
+    app.register_blueprint(health.bp)
     app.register_blueprint(applicant.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)

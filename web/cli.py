@@ -242,13 +242,28 @@ def audit_draw(code: str) -> None:
 
 @cli.command("web")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
-@click.option("--workers", type=int, default=None, help="default: 2 x CPU cores + 1")
-@click.option("--threads", type=int, default=1, show_default=True)
-def web(bind: str, workers: int | None, threads: int) -> None:
-    """Production web server (gunicorn); each worker builds its app after the fork."""
+@click.option("--workers", type=int, default=None, help="default: 2 x CPU cores")
+@click.option(
+    "--threads",
+    type=int,
+    default=16,
+    show_default=True,
+    help="threads per worker (gthread); concurrent requests share group commits",
+)
+@click.option("--backlog", type=int, default=2048, show_default=True)
+def web(bind: str, workers: int | None, threads: int, backlog: int) -> None:
+    """Production web server (gunicorn); each worker builds its app after the fork.
+
+    Threaded workers, because group commit needs concurrent requests in one process to gather
+    their saves (a sync worker serves one request at a time and has nothing to batch). The
+    Registry's connection pool is sized to the threads: a few kept open, more opened on demand.
+    """
     from gunicorn.app.base import BaseApplication
 
-    count = workers or (2 * (os.cpu_count() or 1) + 1)
+    count = workers or 2 * (os.cpu_count() or 1)
+    os.environ.setdefault("REGISTRY_POSTGRES_POOL_SIZE", "2")
+    os.environ.setdefault("REGISTRY_POSTGRES_MAX_OVERFLOW", str(threads))
+    os.environ.setdefault("CAREPATH_MAX_IN_FLIGHT", str(max(1, threads - 2)))
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -257,9 +272,11 @@ def web(bind: str, workers: int | None, threads: int) -> None:
                 "workers": count,
                 "threads": threads,
                 "worker_class": "gthread" if threads > 1 else "sync",
+                "backlog": backlog,
                 "preload_app": False,
                 "timeout": 30,
                 "graceful_timeout": 10,
+                "keepalive": 5,
                 "accesslog": None,
             }.items():
                 self.cfg.set(key, value)

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from domain import errors as domain
+from domain.group_commit import CommitTimeout
 
 RETRY_AFTER_SECONDS = 5
 
@@ -140,7 +141,9 @@ def _http_error(error: HTTPException) -> tuple[Response | str, int] | Response:
     return out
 
 
-def _storage_unavailable(error: PersistenceError) -> tuple[Response | str, int] | Response:
+def _storage_unavailable(
+    error: PersistenceError | CommitTimeout,
+) -> tuple[Response | str, int] | Response:
     """The database is down or overloaded: nothing was acknowledged, so the client may retry."""
     current_app.logger.warning("storage unavailable: %s", error)
     body, status = error_response(503, str(HTTP_MESSAGES[503]))
@@ -156,3 +159,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _storage_unavailable)
     app.register_error_handler(InterfaceError, _storage_unavailable)
+    app.register_error_handler(CommitTimeout, _storage_unavailable)

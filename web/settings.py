@@ -30,6 +30,9 @@ class Settings:
     ratelimit_register: str
     ratelimit_signin: str
     session_hours: int
+    max_in_flight: int
+    admission_wait_seconds: float
+    retry_after_seconds: int
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -47,6 +50,9 @@ class Settings:
             ratelimit_register=environ.get("CAREPATH_RATELIMIT_REGISTER", "20 per minute"),
             ratelimit_signin=environ.get("CAREPATH_RATELIMIT_SIGNIN", "10 per minute"),
             session_hours=int(environ.get("CAREPATH_SESSION_HOURS", "8")),
+            max_in_flight=int(environ.get("CAREPATH_MAX_IN_FLIGHT", "32")),
+            admission_wait_seconds=float(environ.get("CAREPATH_ADMISSION_WAIT_MS", "500")) / 1000,
+            retry_after_seconds=int(environ.get("CAREPATH_RETRY_AFTER", "5")),
             overrides=overrides,
         )
 

@@ -79,6 +79,7 @@ CASE_ROUTES = {
 }
 PUBLIC_ROUTES = {
     "static",
+    "health.healthz",
     "applicant.index",
     "applicant.register",
     "applicant.sign_in",
@@ -265,6 +266,7 @@ def _api_withdraw(world: World, path: str, method: str) -> list[dict[str, Any]]:
 
 WALKERS: dict[tuple[str, str], Bodies] = {
     ("static", "GET"): _no_body,
+    ("health.healthz", "GET"): _no_body,
     ("applicant.index", "GET"): _no_body,
     ("applicant.register", "GET"): _no_body,
     ("applicant.register", "POST"): _html_register,
