@@ -58,6 +58,11 @@ def application_env(
         env.setdefault("POSTGRES_PORT", "5432")
         env.setdefault("POSTGRES_USER", "postgres")
         env.setdefault("POSTGRES_PASSWORD", "")
+        # Connections are opened eagerly up to the pool size and each process holds several
+        # applications: keep one open each and open more on demand, so a whole deployment stays
+        # well inside max_connections (100 by default).
+        env.setdefault("POSTGRES_POOL_SIZE", "1")
+        env.setdefault("POSTGRES_MAX_OVERFLOW", "8")
         # Fail a blocked table lock after a few seconds rather than hang a request forever.
         env.setdefault("POSTGRES_LOCK_TIMEOUT", "5")
         # Followers (the allocator) write big batches; see projections/recorders.py for why.
