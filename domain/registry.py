@@ -27,6 +27,7 @@ from domain.errors import (
     SignInFailed,
     StaleVersion,
 )
+from domain.group_commit import GroupCommitter
 from domain.identity import (
     access_code_for,
     access_code_matches,
@@ -37,7 +38,6 @@ from domain.identity import (
     parse_reference,
     reference_index_id,
 )
-from domain.group_commit import GroupCommitter
 from domain.intake import CATALOG_ID, Intake, IntakeCatalog
 from domain.policies import commitment, lottery_seed
 from domain.values import (

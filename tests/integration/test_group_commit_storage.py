@@ -25,16 +25,21 @@ def storage(request):
 
 def test_concurrent_registrations_are_batched_durably_and_in_order(storage):
     registry = Registry(env=application_env(storage, "Registry", create_table=True), secret=SECRET)
-    registry.define_intake(code="gc", name="GC", stream="", capacity=5, policy="first_come",
-                           actor="t")
+    registry.define_intake(
+        code="gc", name="GC", stream="", capacity=5, policy="first_come", actor="t"
+    )
     registry.open_intake("gc", actor="t")
-    people = list(range(300)) + [5, 50, 150]  # three people try twice
+    people = [*range(300), 5, 50, 150]  # three people try twice
 
     def attempt(n_and_try):
         n, attempt_no = n_and_try
         try:
-            return registry.register("gc", about_you(n), language="en",
-                                     idempotency_key=f"key-{n}-{attempt_no:04d}-xxxxxxxx")
+            return registry.register(
+                "gc",
+                about_you(n),
+                language="en",
+                idempotency_key=f"key-{n}-{attempt_no:04d}-xxxxxxxx",
+            )
         except errors.DuplicateRegistration:
             return None
 

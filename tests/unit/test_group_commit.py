@@ -80,11 +80,16 @@ def test_when_the_database_is_down_every_request_of_the_batch_fails_and_nothing_
 
 def test_registry_with_group_commit_refuses_the_duplicate_and_keeps_the_rest(registry):
     assert registry.group_commit is not None
-    people = list(range(1, 41)) + [7, 7, 13]  # three attempts to register someone twice
+    people = [*range(1, 41), 7, 7, 13]  # three attempts to register someone twice
+
     def attempt(n):
         try:
-            return registry.register("test", about_you(n), language="en",
-                                     idempotency_key=f"key-{n}-{threading.get_ident()}")
+            return registry.register(
+                "test",
+                about_you(n),
+                language="en",
+                idempotency_key=f"key-{n}-{threading.get_ident()}",
+            )
         except errors.DuplicateRegistration:
             return None
 
@@ -99,7 +104,8 @@ def test_registry_with_group_commit_refuses_the_duplicate_and_keeps_the_rest(reg
 
 
 def test_registry_without_group_commit_saves_directly():
-    registry = Registry(env={"PERSISTENCE_MODULE": "eventsourcing.popo", "GROUP_COMMIT": "n"},
-                        secret=SECRET)
+    registry = Registry(
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo", "GROUP_COMMIT": "n"}, secret=SECRET
+    )
     assert registry.group_commit is None
     registry.close()
