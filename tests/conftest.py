@@ -46,6 +46,31 @@ def about_you(n: int = 1, **changes: Any) -> dict[str, Any]:
     return answers
 
 
+def submit_person(registry: Registry, code: str, n: int, pool: str = "general") -> Any:
+    """Register person n in intake `code`, save every step and submit: the case id."""
+    done = registry.register(
+        code, about_you(n), language="en", idempotency_key=f"{code}-r{n}", pool=pool
+    )
+    registry.save_step(
+        done.case_id,
+        "contact",
+        {"email": "a@example.org"},
+        expected_version=1,
+        language="en",
+        idempotency_key=f"{code}-c{n}",
+    )
+    registry.save_step(
+        done.case_id,
+        "eligibility",
+        {"consent": True},
+        expected_version=2,
+        language="en",
+        idempotency_key=f"{code}-e{n}",
+    )
+    registry.submit(done.case_id, expected_version=3, language="en", idempotency_key=f"{code}-s{n}")
+    return done.case_id
+
+
 CONTACT = {"email": "maria@example.org", "phone": "+63 917 123 4567", "country_of_residence": "CA"}
 ELIGIBILITY = {
     "language_level": "5",

@@ -260,25 +260,42 @@ class ContactSchema(StepSchema):
             )
 
 
+class Confirmation(fields.Boolean):
+    """A box that must be ticked: anything but a true value gets the one message."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(
+            required=True,
+            truthy={True, "true", "yes", "on", "1"},
+            falsy={False, "false", "no", "off", "0"},
+            error_messages={
+                "required": message,
+                "null": message,
+                "invalid": message,
+                "unticked": message,
+            },
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if super()._deserialize(value, attr, data, **kwargs) is not True:
+            raise self.make_error("unticked")
+        return True
+
+
+REASON = _l("your reason")
+
+
+def _reason() -> Text:
+    return Text(
+        label=REASON, max_length=500, min_length=0, multiline=True, required=False, load_default=""
+    )
+
+
 class EligibilitySchema(StepSchema):
     language_level = _number(LANGUAGE_LEVEL, 0, 10)
     care_months = _number(CARE_MONTHS, 0, 36)
     education = _choice(EDUCATION_LABEL, EDUCATION)
-    consent = fields.Boolean(
-        required=True,
-        truthy={True, "true", "yes", "on", "1"},
-        falsy={False, "false", "no", "off", "0"},
-        error_messages={
-            "required": _l("Confirm the declaration to continue"),
-            "null": _l("Confirm the declaration to continue"),
-            "invalid": _l("Confirm the declaration to continue"),
-        },
-    )
-
-    @validates("consent")
-    def _consent(self, value: bool, **_: Any) -> None:
-        if value is not True:
-            raise ValidationError(str(_l("Confirm the declaration to continue")))
+    consent = Confirmation(_l("Confirm the declaration to continue"))
 
 
 STEP_SCHEMAS: dict[str, type[StepSchema]] = {
@@ -323,28 +340,8 @@ class WithdrawSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    reason = Text(
-        label=_l("your reason"),
-        max_length=500,
-        min_length=0,
-        multiline=True,
-        required=False,
-        load_default="",
-    )
-    confirm = fields.Boolean(
-        required=True,
-        truthy={True, "yes", "on", "true", "1"},
-        falsy={False, "no", "off", "false", "0"},
-        error_messages={
-            "required": _l("Confirm that you want to withdraw"),
-            "invalid": _l("Confirm that you want to withdraw"),
-        },
-    )
-
-    @validates("confirm")
-    def _confirm(self, value: bool, **_: Any) -> None:
-        if value is not True:
-            raise ValidationError(str(_l("Confirm that you want to withdraw")))
+    reason = _reason()
+    confirm = Confirmation(_l("Confirm that you want to withdraw"))
 
 
 # The JSON API wraps answers with the version they were made from.
@@ -386,24 +383,16 @@ class ApiVersionSchema(Schema):
 
 
 class ApiWithdrawSchema(ApiVersionSchema):
-    reason = Text(
-        label=_l("your reason"),
-        max_length=500,
-        min_length=0,
-        multiline=True,
-        required=False,
-        load_default="",
-    )
+    reason = _reason()
 
 
-class ApiSignInSchema(Schema):
+class ApiSignInSchema(SignInSchema):
+    """Sign-in over the API: unknown fields are refused rather than ignored."""
+
     class Meta:
         unknown = RAISE
 
     error_messages = SCHEMA_MESSAGES
-
-    reference = Text(label=_l("your reference"), max_length=20)
-    access_code = Text(label=_l("your access code"), max_length=20)
 
 
 def flatten(messages: Any) -> dict[str, list[str]]:

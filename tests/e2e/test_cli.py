@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from carepath.cli import cli
 from projections.persistence import application_env
 from projections.worker import Worker
-from tests.conftest import about_you
+from tests.conftest import submit_person
 
 
 @pytest.fixture
@@ -98,26 +98,7 @@ def test_audit_draw_recomputes_a_lottery_from_the_log(run, sqlite_env):
     registry = registry_for(sqlite_env)
     try:
         for n in range(12):
-            done = registry.register("draw", about_you(n), language="en", idempotency_key=f"r{n}")
-            registry.save_step(
-                done.case_id,
-                "contact",
-                {"email": "a@b.c"},
-                expected_version=1,
-                language="en",
-                idempotency_key=f"c{n}",
-            )
-            registry.save_step(
-                done.case_id,
-                "eligibility",
-                {"consent": True},
-                expected_version=2,
-                language="en",
-                idempotency_key=f"e{n}",
-            )
-            registry.submit(
-                done.case_id, expected_version=3, language="en", idempotency_key=f"s{n}"
-            )
+            submit_person(registry, "draw", n)
     finally:
         registry.close()
     run("intake", "close", "draw")

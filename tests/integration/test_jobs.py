@@ -12,7 +12,7 @@ from projections.allocation import AllocationQueries
 from projections.views import make_engine
 from projections.worker import Worker
 from scheduler import jobs
-from tests.conftest import about_you, make_app
+from tests.conftest import make_app, submit_person
 
 NOW = datetime.now(UTC)
 
@@ -28,25 +28,7 @@ def setup(sqlite_env):
 
 
 def submit(registry, n, code="test"):
-    done = registry.register(code, about_you(n), language="en", idempotency_key=f"r{n}{code}")
-    registry.save_step(
-        done.case_id,
-        "contact",
-        {"email": "a@b.c"},
-        expected_version=1,
-        language="en",
-        idempotency_key=f"c{n}{code}",
-    )
-    registry.save_step(
-        done.case_id,
-        "eligibility",
-        {"consent": True},
-        expected_version=2,
-        language="en",
-        idempotency_key=f"e{n}{code}",
-    )
-    registry.submit(done.case_id, expected_version=3, language="en", idempotency_key=f"s{n}{code}")
-    return done.case_id
+    return submit_person(registry, code, n)
 
 
 def test_intakes_open_and_close_at_their_times_once(setup):

@@ -25,7 +25,7 @@ from domain.policies import (
 )
 from domain.registry import Registry
 from projections.runner import catch_up
-from tests.conftest import SECRET, about_you
+from tests.conftest import SECRET, about_you, submit_person
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -40,27 +40,7 @@ def world():
 
 
 def enter(registry, code, n, pool="general"):
-    done = registry.register(
-        code, about_you(n), language="en", idempotency_key=f"{code}r{n}", pool=pool
-    )
-    registry.save_step(
-        done.case_id,
-        "contact",
-        {"email": "a@b.c"},
-        expected_version=1,
-        language="en",
-        idempotency_key=f"{code}c{n}",
-    )
-    registry.save_step(
-        done.case_id,
-        "eligibility",
-        {"consent": True},
-        expected_version=2,
-        language="en",
-        idempotency_key=f"{code}e{n}",
-    )
-    registry.submit(done.case_id, expected_version=3, language="en", idempotency_key=f"{code}s{n}")
-    return done.case_id
+    return submit_person(registry, code, n, pool)
 
 
 def intake(registry, code, **options):
