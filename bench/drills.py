@@ -349,7 +349,7 @@ def run(args: argparse.Namespace, ws: Workspace, state: dict) -> dict[str, Any]:
     extra: dict[str, str] = {}
     if args.sessions == "redis":
         extra["CAREPATH_REDIS_URL"] = f"redis://127.0.0.1:6379/{args.redis_db}"
-        ws.closers.append(lambda: _flush(extra["CAREPATH_REDIS_URL"]))
+        ws.cleanups.append(lambda: _flush(extra["CAREPATH_REDIS_URL"]))
     env = harness.carepath_env(ws.dbname, ws.tmp / "data", **extra)
     harness.run_carepath(env, "db", "init")
     harness.run_carepath(

@@ -1057,7 +1057,8 @@ class Workspace:
         self.tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
         self.procs: list[Proc] = []
         self.keep_logs = keep_logs
-        self.closers: list[Callable[[], None]] = []
+        self.closers: list[Callable[[], None]] = []  # run before the processes stop
+        self.cleanups: list[Callable[[], None]] = []  # run after they have stopped
         log(f"database {self.dbname}, logs in {self.tmp}")
 
     def add(self, proc: Proc) -> Proc:
@@ -1071,6 +1072,9 @@ class Workspace:
         for proc in reversed(self.procs):
             with contextlib.suppress(Exception):
                 proc.stop()
+        for cleanup in self.cleanups:
+            with contextlib.suppress(Exception):
+                cleanup()
         if failed:
             for proc in self.procs:
                 tail = proc.tail(1500)

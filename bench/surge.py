@@ -254,7 +254,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> dict[str, Any]:
     if args.sessions == "redis":
         extra["CAREPATH_REDIS_URL"] = f"redis://127.0.0.1:6379/{args.redis_db}"
         flush_redis_sessions(extra["CAREPATH_REDIS_URL"])
-        ws.closers.append(lambda: flush_redis_sessions(extra["CAREPATH_REDIS_URL"]))
+        ws.cleanups.append(lambda: flush_redis_sessions(extra["CAREPATH_REDIS_URL"]))
     env = harness.carepath_env(ws.dbname, data_dir, **extra)
     harness.run_carepath(env, "db", "init")
     harness.run_carepath(

@@ -18,6 +18,7 @@ Reproduce a run with CAREPATH_CRASH_SEED=<seed printed on failure>.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import secrets
@@ -51,11 +52,13 @@ INTAKE = "crash-alloc"
 CAPACITY = 300
 WAITLIST = 500
 INITIAL = 3_000  # submitted before the worker first starts
-BETWEEN_KILLS = 700  # submitted while the worker is down, so each restart has a backlog
+BETWEEN_KILLS = 1_500  # submitted while the worker is down: each restart has 3+ batches to do
 FEEDER_BATCH = 50  # submitted by the feeder thread per round trip while the worker runs
-FEEDER_LIMIT = 1_500  # the feeder's total, so the run stays short
+FEEDER_LIMIT = 1_000  # the feeder's total, so the run stays short
 WITHDRAW_PER_BATCH = 3
-KILLS = 6
+# Kills just after a commit (the next batch in progress, more waiting) and at blind moments.
+MODES = ("after-commit",) * 4 + ("blind",) * 2
+KILLS = len(MODES)
 MID_WORK_KILLS = 3  # at least this many kills must land with decided work behind and ahead
 PROGRESS_TIMEOUT = 60.0  # seconds the test waits for the worker to commit a batch
 DECISIONS = (Ledger.PlaceGranted, Ledger.Waitlisted, Ledger.NotSelected)
@@ -190,25 +193,26 @@ def test_sigkilled_allocator_records_every_decision_exactly_once(
     worker = worker_process
     try:
         intake_id = registry.get_intake(INTAKE).id
+        clock = [time.monotonic()]
         feeder.add(INITIAL)
+        clock.append(time.monotonic())
         kills: list[Kill] = []
-        for round_number in range(KILLS):
+        for round_number, mode in enumerate(rng.sample(MODES, KILLS)):
             if round_number:
                 feeder.add(BETWEEN_KILLS)
             started_at = allocator.position(Registry.name)
             worker.start()
             if round_number == 0:
                 thread.start()
-            mode = "blind" if rng.random() < 0.25 else "after-commit"
             if mode == "blind":
-                time.sleep(rng.uniform(0.2, 2.0))
+                time.sleep(rng.uniform(0.2, 1.5))
             else:
                 deadline = time.monotonic() + PROGRESS_TIMEOUT
                 while allocator.position(Registry.name) == started_at:
                     assert time.monotonic() < deadline, f"no progress\n{worker.tail()}"
                     assert worker.running, f"the worker exited\n{worker.tail()}"
                     time.sleep(0.005)
-                time.sleep(rng.uniform(0, 0.05))
+                time.sleep(rng.uniform(0, 0.03))
             _, end = followed_after(registry, Allocator.topics, started_at)
             worker.kill()  # fails unless the worker was still running
             kills.append(Kill(mode, started_at, allocator.position(Registry.name), end))
@@ -224,6 +228,7 @@ def test_sigkilled_allocator_records_every_decision_exactly_once(
         assert sum(k.mid_work for k in kills) >= MID_WORK_KILLS, report
 
         # Let the last run finish: the allocator and the view read everything, then SIGTERM.
+        clock.append(time.monotonic())
         worker.start()
         view = AllocationView(engine)
         deadline = time.monotonic() + PROGRESS_TIMEOUT
@@ -240,6 +245,7 @@ def test_sigkilled_allocator_records_every_decision_exactly_once(
         # Each restart resumed where the last commit left off, without a failed follower.
         assert "Traceback" not in worker.log_text(), worker.tail()
 
+        clock.append(time.monotonic())
         stored = list(allocator.events.get(ledger_id(intake_id)))
         catch_up(registry, replay)
         same, detail = compare_ledgers(stored, replay.events.get(ledger_id(intake_id)))
@@ -288,6 +294,9 @@ def test_sigkilled_allocator_records_every_decision_exactly_once(
             f"{len(submitted)} submitted, {len(withdrawn)} withdrawn, {len(stored)} ledger events,"
             f" {released} places released and re-offered, read model {quota.counts}"
         )
+        clock.append(time.monotonic())
+        phases = [round(b - a, 1) for a, b in itertools.pairwise(clock)]
+        print(f"seconds: seeding, kills, last run, checks: {phases}")
     finally:
         feeder.stop.set()
         if thread.is_alive():
