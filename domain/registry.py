@@ -7,6 +7,8 @@ leave this module's callers' hands: every read goes through a view type from dom
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -57,6 +59,7 @@ CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 POOL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _REFERENCE_ATTEMPTS = 8  # a clash of 40 random bits is rare; eight in a row means a bug
 _CONFLICT_ATTEMPTS = 3
+_INTAKE_CACHE_SECONDS = 1.0
 
 
 def _utcnow() -> datetime:
@@ -83,6 +86,14 @@ class Registry(Application[UUID]):
         self._code_hash_key = derive_key(secret, "access-code-hash")
         self._seed_key = derive_key(secret, "lottery-seed")
         self._clock = clock
+        # Intakes change a handful of times in their life (defined, opened, closed) but every
+        # applicant request reads one: requests read them through this short-lived cache. A close
+        # recorded by another process is seen here at most this late; a submission it lets
+        # through is still recorded, and the allocator, which follows the log in commit order,
+        # answers it with an explicit "not selected: submitted after the intake closed".
+        self._intake_ttl = float(self.env.get("INTAKE_CACHE_SECONDS", str(_INTAKE_CACHE_SECONDS)))
+        self._intakes: dict[UUID, tuple[float, Intake]] = {}
+        self._intakes_lock = threading.Lock()
         self._committer: GroupCommitter | None = None
         if _flag(self.env.get("GROUP_COMMIT", "y")):
             self._committer = GroupCommitter(
@@ -169,20 +180,20 @@ class Registry(Application[UUID]):
 
     def open_intake(self, code: str, *, actor: str) -> None:
         """Open for registrations; a lottery records the commitment to its secret seed."""
-        intake = self._intake(code)
+        intake = self._intake(code, fresh=True)
         seed = self._lottery_seed(intake)
         intake.open(actor, seed_commitment=commitment(seed) if seed else "")
         self._save(intake)
 
     def close_intake(self, code: str, *, actor: str) -> None:
         """Close registrations; a lottery reveals its seed, which the allocator draws with."""
-        intake = self._intake(code)
+        intake = self._intake(code, fresh=True)
         intake.close(actor, seed=self._lottery_seed(intake))
         self._save(intake)
 
     def check_deadlines(self, code: str, now: datetime, *, actor: str) -> None:
         """Record that time has reached `now`: offers with an earlier deadline expire."""
-        intake = self._intake(code)
+        intake = self._intake(code, fresh=True)
         intake.check_deadlines(now, actor)
         self._save(intake)
 
@@ -203,7 +214,7 @@ class Registry(Application[UUID]):
 
     def list_intakes(self) -> list[IntakeView]:
         catalog = self._catalog()
-        return [_intake_view(self.repository.get(i)) for i in catalog.intake_ids]
+        return [_intake_view(self._cached_intake(i)) for i in catalog.intake_ids]
 
     # Cases
 
@@ -287,7 +298,7 @@ class Registry(Application[UUID]):
     ) -> Outcome:
         _check_language(language)
         case = self._case(case_id)
-        intake: Intake = self.repository.get(case.intake_id)
+        intake = self._cached_intake(case.intake_id)
         if case.outcome_of(idempotency_key, "submit") is None and not intake.accepts_registrations(
             self._clock()
         ):
@@ -298,6 +309,7 @@ class Registry(Application[UUID]):
             expected_version,
             idempotency_key,
             lambda case: case.submit(language, idempotency_key, APPLICANT),
+            first_read=case,
         )
 
     def withdraw(
@@ -329,7 +341,7 @@ class Registry(Application[UUID]):
 
     def get_case(self, case_id: UUID, version: int | None = None) -> CaseView:
         case = self._case(case_id, version)
-        intake: Intake = self.repository.get(case.intake_id)
+        intake = self._cached_intake(case.intake_id)
         return CaseView(
             id=case.id,
             intake=_intake_view(intake),
@@ -348,10 +360,16 @@ class Registry(Application[UUID]):
 
     def _save(self, *aggregates: Intake | IntakeCatalog | Case | CaseReference) -> None:
         """The one write path of the Registry: through the group committer when it is on."""
-        if self._committer is None:
-            self.save(*aggregates)
-            return
-        self._committer.save([event for a in aggregates for event in a.collect_events()])
+        try:
+            if self._committer is None:
+                self.save(*aggregates)
+            else:
+                self._committer.save([event for a in aggregates for event in a.collect_events()])
+        finally:
+            for changed in aggregates:
+                if isinstance(changed, Intake):
+                    with self._intakes_lock:
+                        self._intakes.pop(changed.id, None)
 
     def _decide(
         self,
@@ -360,14 +378,16 @@ class Registry(Application[UUID]):
         expected_version: int,
         idempotency_key: str,
         change: Callable[[Case], None],
+        first_read: Case | None = None,
     ) -> Outcome:
         """Run a command on a case once per idempotency key, refusing stale versions.
 
         A concurrent writer makes the save conflict; the case is then read again, so a duplicate
         of this very request finds its outcome and any other change shows as a stale version.
+        `first_read` is the case as the caller has just read it, to save reading it twice.
         """
         for _ in range(_CONFLICT_ATTEMPTS):
-            case = self._case(case_id)
+            case, first_read = first_read or self._case(case_id), None
             done = case.outcome_of(idempotency_key, command)
             if done is not None:
                 return Outcome(case_id, command, done, replayed=True)
@@ -390,12 +410,33 @@ class Registry(Application[UUID]):
             raise CaseNotFound(f"no case {case_id}")
         return case
 
-    def _intake(self, code: str) -> Intake:
+    def _intake(self, code: str, *, fresh: bool = False) -> Intake:
+        """The intake with this code: read from the log when `fresh`, else from the cache.
+
+        A cached intake is shared between requests: only read it. Commands take a fresh one.
+        """
+        intake_id = Intake.create_id(code)
+        if fresh:
+            return self._read_intake(intake_id, code)
+        return self._cached_intake(intake_id, code)
+
+    def _cached_intake(self, intake_id: UUID, code: str | None = None) -> Intake:
+        now = time.monotonic()
+        hit = self._intakes.get(intake_id)
+        if hit is not None and now - hit[0] < self._intake_ttl:
+            return hit[1]
+        intake = self._read_intake(intake_id, code or str(intake_id))
+        with self._intakes_lock:
+            self._intakes[intake_id] = (now, intake)
+        return intake
+
+    def _read_intake(self, intake_id: UUID, name: str) -> Intake:
         try:
-            intake: object = self.repository.get(Intake.create_id(code))
+            intake: object = self.repository.get(intake_id)
         except AggregateNotFoundError:
-            raise IntakeNotFound(f"no intake has the code {code}") from None
-        assert isinstance(intake, Intake)
+            raise IntakeNotFound(f"no intake has the code {name}") from None
+        if not isinstance(intake, Intake):
+            raise IntakeNotFound(f"no intake has the code {name}")
         return intake
 
     def _catalog(self) -> IntakeCatalog:

@@ -20,7 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from domain.ledger import Ledger
-from projections.views import allocation_status, ledgers, position, record_position
+from projections.views import (
+    allocation_status,
+    ledgers,
+    position,
+    record_position,
+    waitlist_departures,
+)
 
 FOLLOWED = (
     Ledger.Started,
@@ -135,6 +141,7 @@ class AllocationView:
 
     @apply.register
     def _(self, e: Ledger.PlaceGranted, connection: Connection) -> None:
+        self._record_departure(connection, e.case_id)
         self._upsert(connection, e, state="granted", pool=e.pool, slot=e.slot, rank=None)
 
     @apply.register
@@ -151,7 +158,21 @@ class AllocationView:
 
     @apply.register
     def _(self, e: Ledger.LeftWaitlist, connection: Connection) -> None:
+        self._record_departure(connection, e.case_id)
         self._upsert(connection, e, state=e.reason, rank=None)
+
+    @staticmethod
+    def _record_departure(connection: Connection, case_id: UUID) -> None:
+        """Keep the rank of a case leaving its waitlist (nothing if it was not waiting)."""
+        t = allocation_status
+        connection.execute(
+            waitlist_departures.insert().from_select(
+                ["intake_id", "pool", "rank", "case_id"],
+                sa.select(t.c.intake_id, t.c.pool, t.c.rank, t.c.case_id).where(
+                    t.c.case_id == case_id.hex, t.c.state == "waitlisted"
+                ),
+            )
+        )
 
     @apply.register
     def _(self, e: Ledger.PlaceReleased, connection: Connection) -> None:
@@ -203,17 +224,17 @@ class AllocationQueries:
                 return None
             waitlist_position = None
             if row.state == "waitlisted":
-                ahead = connection.execute(
+                # Ranks of a pool's waitlist run 1, 2, 3, ...: those ahead who are still waiting
+                # are those ranked before, less those who have left.
+                d = waitlist_departures
+                left = connection.execute(
                     sa.select(sa.func.count())
-                    .select_from(t)
+                    .select_from(d)
                     .where(
-                        t.c.intake_id == row.intake_id,
-                        t.c.state == "waitlisted",
-                        t.c.pool == row.pool,
-                        t.c.rank < row.rank,
+                        d.c.intake_id == row.intake_id, d.c.pool == row.pool, d.c.rank < row.rank
                     )
                 ).scalar_one()
-                waitlist_position = int(ahead) + 1
+                waitlist_position = row.rank - int(left)
         return Allocation(
             state=row.state,
             pool=row.pool,

@@ -76,6 +76,18 @@ allocation_status = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Everyone who left a waitlist (invited from it, or withdrawn or expired while waiting), with the
+# rank they held: a waiting applicant's position is their rank less the departures ahead of them,
+# a count over the few who left rather than over the many still waiting.
+waitlist_departures = sa.Table(
+    "waitlist_departures",
+    metadata,
+    sa.Column("intake_id", sa.String(32), primary_key=True),
+    sa.Column("pool", sa.String(40), primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.String(32), nullable=False),
+)
+
 
 class StaleBatch(Exception):
     """Raised when a view is handed events at or before a position it has already recorded."""

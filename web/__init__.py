@@ -9,7 +9,7 @@ from flask import Flask
 
 from projections.allocation import AllocationQueries
 from projections.views import make_engine
-from web import admission, api, applicant, errors, health, i18n, security
+from web import admission, api, applicant, auth, errors, health, i18n, security
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
 from web.settings import Settings
@@ -38,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     server_session.init_app(app)
+    auth.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
     errors.init_app(app)

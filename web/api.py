@@ -25,6 +25,7 @@ from web.schemas import (
     NamesSchema,
     clean_answers,
     flatten,
+    shared,
 )
 
 bp = Blueprint("api", __name__)
@@ -150,7 +151,7 @@ def intake(code: str) -> Response:
 @limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"])
 def register(code: str) -> tuple[Response, int]:
     key = idempotency_key()
-    answers = clean_answers("about_you", body(STEP_SCHEMAS["about_you"]()))
+    answers = clean_answers("about_you", body(shared(STEP_SCHEMAS["about_you"])))
     done = registry().register(code, answers, language=current_language(), idempotency_key=key)
     sign_in_session(done.case_id)
     response = jsonify(
@@ -163,7 +164,7 @@ def register(code: str) -> tuple[Response, int]:
 @bp.post("/session")
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNIN"])
 def sign_in() -> Response:
-    form = body(ApiSignInSchema())
+    form = body(shared(ApiSignInSchema))
     case_id = registry().sign_in(form["reference"], form["access_code"])
     sign_in_session(case_id)
     return jsonify(case_json(registry().get_case(case_id)))
@@ -209,17 +210,17 @@ def allocations() -> AllocationQueries:
 def save_step(step: str) -> Response:
     if step not in STEP_NAMES:
         abort(404)
-    case = signed_in_case()
+    case_id = signed_in_case_id()
     key = idempotency_key()
-    envelope = body(ApiStepSchema())
-    schema = NamesSchema() if step == "about_you" else STEP_SCHEMAS[step]()
+    envelope = body(shared(ApiStepSchema))
+    schema = shared(NamesSchema) if step == "about_you" else shared(STEP_SCHEMAS[step])
     try:
         answers = clean_answers(step, schema.load(envelope["answers"]))
     except ValidationError as invalid:
         raise Invalid({f"answers.{k}": v for k, v in flatten(invalid.messages).items()}) from None
     return outcome_json(
         registry().save_step(
-            case.id,
+            case_id,
             step,
             answers,
             expected_version=envelope["version"],
@@ -231,12 +232,12 @@ def save_step(step: str) -> Response:
 
 @bp.post("/case/submission")
 def submit() -> Response:
-    case = signed_in_case()
+    case_id = signed_in_case_id()
     key = idempotency_key()
-    envelope = body(ApiVersionSchema())
+    envelope = body(shared(ApiVersionSchema))
     return outcome_json(
         registry().submit(
-            case.id,
+            case_id,
             expected_version=envelope["version"],
             language=current_language(),
             idempotency_key=key,
@@ -246,12 +247,12 @@ def submit() -> Response:
 
 @bp.post("/case/withdrawal")
 def withdraw() -> Response:
-    case = signed_in_case()
+    case_id = signed_in_case_id()
     key = idempotency_key()
-    envelope = body(ApiWithdrawSchema())
+    envelope = body(shared(ApiWithdrawSchema))
     return outcome_json(
         registry().withdraw(
-            case.id,
+            case_id,
             expected_version=envelope["version"],
             reason=envelope["reason"],
             idempotency_key=key,

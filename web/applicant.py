@@ -35,6 +35,7 @@ from web.schemas import (
     WithdrawSchema,
     clean_answers,
     flatten,
+    shared,
 )
 
 bp = Blueprint("applicant", __name__)
@@ -68,8 +69,8 @@ def parse_step(
     step: str, *, names_only: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
     """(envelope, answers, errors) of a posted step form; answers are empty if anything is wrong."""
-    schema: Schema = NamesSchema() if names_only else STEP_SCHEMAS[step]()
-    envelope, envelope_errors = parse(EnvelopeSchema(), request.form.to_dict())
+    schema: Schema = shared(NamesSchema) if names_only else shared(STEP_SCHEMAS[step])
+    envelope, envelope_errors = parse(shared(EnvelopeSchema), request.form.to_dict())
     posted = {name: request.form.get(name) for name in schema.fields if name in request.form}
     answers, errors = parse(schema, posted)
     errors.update(envelope_errors)
@@ -247,7 +248,7 @@ def review() -> Any:
 @bp.post("/application/submit")
 def submit() -> Any:
     case = signed_in_case()
-    envelope, errors = parse(EnvelopeSchema(), request.form.to_dict())
+    envelope, errors = parse(shared(EnvelopeSchema), request.form.to_dict())
     if errors or "version" not in envelope:
         abort(400)
     try:
@@ -297,8 +298,8 @@ def withdraw() -> Any:
         return render_template(
             "withdraw.html", case=case, errors={}, values={}, idempotency_key=new_key()
         )
-    envelope, envelope_errors = parse(EnvelopeSchema(), request.form.to_dict())
-    form, errors = parse(WithdrawSchema(), request.form.to_dict())
+    envelope, envelope_errors = parse(shared(EnvelopeSchema), request.form.to_dict())
+    form, errors = parse(shared(WithdrawSchema), request.form.to_dict())
     errors.update(envelope_errors)
     if errors:
         return render_template(
@@ -333,7 +334,7 @@ def withdraw() -> Any:
 def sign_in() -> Any:
     if request.method == "GET":
         return render_template("sign_in.html", errors={}, values={})
-    form, errors = parse(SignInSchema(), request.form.to_dict())
+    form, errors = parse(shared(SignInSchema), request.form.to_dict())
     if errors:
         return render_template("sign_in.html", errors=errors, values=request.form), 422
     try:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
 from web.countries import COUNTRY_CODES
+
+TSchema = TypeVar("TSchema", bound=Schema)
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PHONE = re.compile(r"^\+?[0-9 ().-]{7,25}$")
@@ -393,6 +396,15 @@ class ApiSignInSchema(SignInSchema):
         unknown = RAISE
 
     error_messages = SCHEMA_MESSAGES
+
+
+@cache
+def shared(schema_class: type[TSchema]) -> TSchema:
+    """One instance of a schema class for every request: building one costs more than a load.
+
+    Safe to share: a marshmallow schema changes itself only while it is being built.
+    """
+    return schema_class()
 
 
 def flatten(messages: Any) -> dict[str, list[str]]:

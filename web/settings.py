@@ -68,6 +68,7 @@ class Settings:
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.secure_cookies,
             "SESSION_PERMANENT": True,
+            "SESSION_REFRESH_EACH_REQUEST": False,  # see web/auth.py: touched every 15 minutes
             "PERMANENT_SESSION_LIFETIME": timedelta(hours=self.session_hours),
             "SESSION_KEY_PREFIX": "carepath:session:",
             "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the server-side session

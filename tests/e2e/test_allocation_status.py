@@ -116,6 +116,31 @@ def test_offers_move_down_the_waitlist_in_order_until_it_is_empty(sqlite_env):
         app.extensions["carepath.registry"].close()
 
 
+def test_leaving_the_middle_of_the_waitlist_moves_up_only_those_behind(sqlite_env):
+    app = make_app(sqlite_env, capacity=1)
+    try:
+        clients = [submit_one(app, n) for n in range(1, 6)]
+        settle(sqlite_env)
+
+        def seen(n):
+            return text_of(clients[n].get("/application/status").text, "allocation")
+
+        assert [f"position {n}" in seen(n) for n in range(1, 5)] == [True] * 4
+
+        post_form(clients[2], "/application/withdraw", {"confirm": "yes"})  # position 2 leaves
+        settle(sqlite_env)
+        assert ["position 1" in seen(1), "position 2" in seen(3), "position 3" in seen(4)] == [
+            True
+        ] * 3
+
+        post_form(clients[0], "/application/withdraw", {"confirm": "yes"})  # the holder leaves
+        settle(sqlite_env)
+        assert "invited to apply" in seen(1)
+        assert ["position 1" in seen(3), "position 2" in seen(4)] == [True, True]
+    finally:
+        app.extensions["carepath.registry"].close()
+
+
 def test_api_case_shows_the_allocation(small_app, sqlite_env):
     import secrets
 
