@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 POLL_SECONDS = 0.05
+# After the first new event, wait this long for company before processing: under a surge every
+# web commit notifies the follower, and one transaction per few events cost the worker a sixth
+# of a core at 300 requests/s. Adds at most this much to the projection lag.
+LINGER_SECONDS = 0.05
 
 
 class Processor(Protocol):
@@ -75,7 +79,7 @@ def follow(
 ) -> None:
     """Process the source's events until `stop` is set; errors propagate to the caller."""
     if uses_subscription(source):
-        _follow_subscription(source, processor, stop, batch)
+        _follow_subscription(source, processor, stop, batch, LINGER_SECONDS)
     else:
         _follow_polling(source, processor, stop, batch, poll_seconds)
 
@@ -101,7 +105,11 @@ _END = object()
 
 
 def _follow_subscription(
-    source: Application[Any], processor: Processor, stop: threading.Event, batch: int
+    source: Application[Any],
+    processor: Processor,
+    stop: threading.Event,
+    batch: int,
+    linger: float,
 ) -> None:
     inbox: queue.Queue[Any] = queue.Queue(maxsize=batch * 4)
     subscription = ApplicationSubscription(
@@ -127,6 +135,7 @@ def _follow_subscription(
                 continue
             items = []
             item = first
+            gather_until = time.monotonic() + linger
             while True:
                 if item is _END:
                     raise RuntimeError(f"the subscription of {processor.name} ended")
@@ -136,7 +145,7 @@ def _follow_subscription(
                 if len(items) >= batch:
                     break
                 try:
-                    item = inbox.get_nowait()
+                    item = inbox.get(timeout=max(0.0, gather_until - time.monotonic()))
                 except queue.Empty:
                     break
             processor.process_batch(items)

@@ -25,7 +25,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(settings.flask_config())
     app.extensions["carepath.settings"] = settings
     app.extensions["carepath.registry"] = settings.build_registry(create_table=False)
-    app.extensions["carepath.allocations"] = AllocationQueries(make_engine(settings.environ))
+    # Status reads are one query each on the request path: no ping before it (see make_engine).
+    app.extensions["carepath.allocations"] = AllocationQueries(
+        make_engine(settings.environ, pre_ping=False)
+    )
 
     # First of the request hooks: an overloaded process refuses before doing any other work.
     admission.init_app(

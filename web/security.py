@@ -14,15 +14,24 @@ CSP = (
 )
 
 
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
+
 def _headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    # One look at the headers already set, not one scan per header: this runs on every response.
+    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers
+    for name, value in HEADERS:
+        if name.lower() not in present:
+            response.headers.add(name, value)
+    if request.is_secure and "strict-transport-security" not in present:
+        response.headers.add("Strict-Transport-Security", "max-age=31536000")
     if not request.path.startswith("/static/"):
         # Pages and API answers carry personal data: never keep them in a shared cache.
         response.headers["Cache-Control"] = "no-store"
