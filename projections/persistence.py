@@ -75,6 +75,7 @@ def application_env(
         ("CAREPATH_GROUP_COMMIT", "GROUP_COMMIT"),
         ("CAREPATH_GROUP_COMMIT_MAX_BATCH", "GROUP_COMMIT_MAX_BATCH"),
         ("CAREPATH_GROUP_COMMIT_MAX_WAIT_MS", "GROUP_COMMIT_MAX_WAIT_MS"),
+        ("CAREPATH_INTAKE_CACHE_SECONDS", "INTAKE_CACHE_SECONDS"),
     ):
         if carepath_key in environ:
             env.setdefault(library_key, environ[carepath_key])
