@@ -30,7 +30,9 @@ class Worker:
         self.secret = secret
 
     def registry(self) -> Registry:
+        """The Registry as the worker uses it: only read, so without a group-commit writer."""
         env = application_env(self.environ, Registry.name, create_table=False)
+        env[f"{Registry.name.upper()}_GROUP_COMMIT"] = "n"
         return Registry(env=env, secret=self.secret)
 
     def allocator(self) -> Allocator:
