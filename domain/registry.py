@@ -7,7 +7,6 @@ leave this module's callers' hands: every read goes through a view type from dom
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -92,8 +91,7 @@ class Registry(Application[UUID]):
         # through is still recorded, and the allocator, which follows the log in commit order,
         # answers it with an explicit "not selected: submitted after the intake closed".
         self._intake_ttl = float(self.env.get("INTAKE_CACHE_SECONDS", str(_INTAKE_CACHE_SECONDS)))
-        self._intakes: dict[UUID, tuple[float, Intake]] = {}
-        self._intakes_lock = threading.Lock()
+        self._intakes: dict[UUID, tuple[float, Intake]] = {}  # one dict operation at a time
         self._committer: GroupCommitter | None = None
         if _flag(self.env.get("GROUP_COMMIT", "y")):
             self._committer = GroupCommitter(
@@ -204,13 +202,7 @@ class Registry(Application[UUID]):
         return _intake_view(self._intake(code))
 
     def get_intake_by_id(self, intake_id: UUID) -> IntakeView:
-        try:
-            intake: object = self.repository.get(intake_id)
-        except AggregateNotFoundError:
-            raise IntakeNotFound(f"no intake {intake_id}") from None
-        if not isinstance(intake, Intake):
-            raise IntakeNotFound(f"no intake {intake_id}")
-        return _intake_view(intake)
+        return _intake_view(self._read_intake(intake_id, f"no intake {intake_id}"))
 
     def list_intakes(self) -> list[IntakeView]:
         catalog = self._catalog()
@@ -368,8 +360,7 @@ class Registry(Application[UUID]):
         finally:
             for changed in aggregates:
                 if isinstance(changed, Intake):
-                    with self._intakes_lock:
-                        self._intakes.pop(changed.id, None)
+                    self._intakes.pop(changed.id, None)
 
     def _decide(
         self,
@@ -415,28 +406,28 @@ class Registry(Application[UUID]):
 
         A cached intake is shared between requests: only read it. Commands take a fresh one.
         """
-        intake_id = Intake.create_id(code)
+        intake_id, missing = Intake.create_id(code), f"no intake has the code {code}"
         if fresh:
-            return self._read_intake(intake_id, code)
-        return self._cached_intake(intake_id, code)
+            return self._read_intake(intake_id, missing)
+        return self._cached_intake(intake_id, missing)
 
-    def _cached_intake(self, intake_id: UUID, code: str | None = None) -> Intake:
+    def _cached_intake(self, intake_id: UUID, missing: str = "") -> Intake:
         now = time.monotonic()
         hit = self._intakes.get(intake_id)
         if hit is not None and now - hit[0] < self._intake_ttl:
             return hit[1]
-        intake = self._read_intake(intake_id, code or str(intake_id))
-        with self._intakes_lock:
-            self._intakes[intake_id] = (now, intake)
+        intake = self._read_intake(intake_id, missing or f"no intake {intake_id}")
+        self._intakes[intake_id] = (now, intake)
         return intake
 
-    def _read_intake(self, intake_id: UUID, name: str) -> Intake:
+    def _read_intake(self, intake_id: UUID, missing: str) -> Intake:
+        """The intake as the log has it now; IntakeNotFound (with `missing`) if there is none."""
         try:
             intake: object = self.repository.get(intake_id)
         except AggregateNotFoundError:
-            raise IntakeNotFound(f"no intake has the code {name}") from None
+            raise IntakeNotFound(missing) from None
         if not isinstance(intake, Intake):
-            raise IntakeNotFound(f"no intake has the code {name}")
+            raise IntakeNotFound(missing)
         return intake
 
     def _catalog(self) -> IntakeCatalog:
