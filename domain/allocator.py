@@ -34,6 +34,8 @@ FOLLOWED = (
     Intake.DeadlinesChecked,
     Case.Submitted,
     Case.Withdrawn,
+    Case.AcceptedForProcessing,
+    Case.ReturnedIncomplete,
 )
 
 LATE = "submitted after the intake closed"
@@ -139,6 +141,20 @@ class Allocator(EventSourcedProjection[UUID]):
     def _(self, e: Case.Withdrawn, processing: ProcessingEvent[UUID]) -> None:
         ledger = self._required(e.intake_id)
         freed = ledger.release(e.originator_id, "withdrawn")
+        if freed is not None:
+            ledger.invite_next(freed, self._deadline(ledger, e.timestamp))
+        processing.collect_events(ledger)
+
+    @policy.register
+    def _(self, e: Case.AcceptedForProcessing, processing: ProcessingEvent[UUID]) -> None:
+        ledger = self._required(e.intake_id)
+        ledger.take_up(e.originator_id)
+        processing.collect_events(ledger)
+
+    @policy.register
+    def _(self, e: Case.ReturnedIncomplete, processing: ProcessingEvent[UUID]) -> None:
+        ledger = self._required(e.intake_id)
+        freed = ledger.release(e.originator_id, "returned_incomplete")
         if freed is not None:
             ledger.invite_next(freed, self._deadline(ledger, e.timestamp))
         processing.collect_events(ledger)

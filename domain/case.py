@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import CaseClosed, IdempotencyKeyReused, IdentityLocked, IncompleteRegistration
+from domain.errors import (
+    CaseActionRefused,
+    CaseClosed,
+    IdempotencyKeyReused,
+    IdentityLocked,
+    IncompleteRegistration,
+    NoOpenRequest,
+)
 from domain.identity import reference_index_id
-from domain.values import IDENTITY_FIELDS, STEPS, CaseStatus, Step
+from domain.values import (
+    IDENTITY_FIELDS,
+    OFFICER_OPEN,
+    STEPS,
+    WITHDRAWABLE,
+    CaseStatus,
+    InformationRequest,
+    Step,
+)
 
 
 class Case(Aggregate):
@@ -65,6 +81,96 @@ class Case(Aggregate):
             aggregate.withdrawn_at = self.timestamp
             aggregate.outcomes[self.idempotency_key] = ("withdraw", self.originator_version)
 
+    # Officers' actions. Each names the officer (a staff member's id) and carries the idempotency
+    # key of the request that caused it; those that change the allocation carry the intake id so
+    # the allocator can route them without loading the case.
+
+    class Assigned(Aggregate.Event):
+        assignee_id: UUID | None  # None: back to the unassigned queue
+        officer_id: UUID
+        idempotency_key: str
+
+    class InformationRequested(Aggregate.Event):
+        request_id: str
+        message: str
+        officer_id: UUID
+        idempotency_key: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.requests.append(
+                InformationRequest(
+                    request_id=self.request_id,
+                    message=self.message,
+                    requested_at=self.timestamp,
+                    officer_id=self.officer_id,
+                )
+            )
+            aggregate.outcomes[self.idempotency_key] = (
+                "request_information",
+                self.originator_version,
+            )
+
+    class InformationProvided(Aggregate.Event):
+        request_id: str
+        answer: str
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.requests = [
+                replace(r, answer=self.answer, answered_at=self.timestamp)
+                if r.request_id == self.request_id
+                else r
+                for r in aggregate.requests
+            ]
+            aggregate.outcomes[self.idempotency_key] = (
+                "provide_information",
+                self.originator_version,
+            )
+
+    class AcceptedForProcessing(Aggregate.Event):
+        intake_id: UUID
+        officer_id: UUID
+        idempotency_key: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            _record_decision(aggregate, self, CaseStatus.ACCEPTED, "accept")
+
+    class ReturnedIncomplete(Aggregate.Event):
+        intake_id: UUID
+        reasons: list[str]
+        note: str
+        officer_id: UUID
+        idempotency_key: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            _record_decision(aggregate, self, CaseStatus.RETURNED, "return_incomplete")
+
+    class Approved(Aggregate.Event):
+        intake_id: UUID
+        note: str
+        officer_id: UUID
+        idempotency_key: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            _record_decision(aggregate, self, CaseStatus.APPROVED, "approve")
+
+    class Refused(Aggregate.Event):
+        intake_id: UUID
+        reasons: list[str]
+        note: str
+        officer_id: UUID
+        idempotency_key: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            _record_decision(aggregate, self, CaseStatus.REFUSED, "refuse")
+
     @event(Registered)
     def __init__(
         self,
@@ -89,6 +195,11 @@ class Case(Aggregate):
         self.withdrawn_at: datetime | None = None
         # idempotency key -> (command, version of the event it produced)
         self.outcomes: dict[str, tuple[str, int]] = {idempotency_key: ("register", 1)}
+        self.assigned_to: UUID | None = None
+        self.requests: list[InformationRequest] = []
+        self.decided_at: datetime | None = None
+        self.decision_reasons: list[str] = []
+        self.decision_note = ""
 
     # Queries
 
@@ -145,6 +256,8 @@ class Case(Aggregate):
     def withdraw(self, reason: str, idempotency_key: str, actor: str) -> None:
         if self.status is CaseStatus.WITHDRAWN:
             raise CaseClosed("the application is already withdrawn")
+        if self.status not in WITHDRAWABLE:
+            raise CaseClosed(f"the application is {self.status.value} and can no longer change")
         self.trigger_event(
             self.Withdrawn,
             intake_id=self.intake_id,
@@ -152,6 +265,107 @@ class Case(Aggregate):
             idempotency_key=idempotency_key,
             actor=actor,
         )
+
+    # Officers' commands: each checks where the case is, once; the appliers below only record.
+
+    def assign(self, assignee_id: UUID | None, officer_id: UUID, idempotency_key: str) -> None:
+        self._require_officer_open("assigned")
+        if assignee_id == self.assigned_to:
+            raise CaseActionRefused("the case is already assigned that way")
+        self._assigned(
+            assignee_id=assignee_id, officer_id=officer_id, idempotency_key=idempotency_key
+        )
+
+    def request_information(self, message: str, officer_id: UUID, idempotency_key: str) -> None:
+        self._require_officer_open("sent a request for information")
+        if self.open_request() is not None:
+            raise CaseActionRefused("a request for information is already waiting for an answer")
+        self.trigger_event(
+            self.InformationRequested,
+            request_id=f"r{len(self.requests) + 1}",
+            message=message,
+            officer_id=officer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def provide_information(
+        self, request_id: str, answer: str, idempotency_key: str, actor: str
+    ) -> None:
+        found = self.open_request()
+        if found is None or found.request_id != request_id:
+            raise NoOpenRequest(f"request {request_id} is not waiting for an answer")
+        self.trigger_event(
+            self.InformationProvided,
+            request_id=request_id,
+            answer=answer,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def accept_for_processing(
+        self, officer_id: UUID, idempotency_key: str, *, holds_place: bool
+    ) -> None:
+        if self.status is not CaseStatus.SUBMITTED:
+            raise CaseActionRefused(f"only a submitted case is accepted, not a {self.status} one")
+        if not holds_place:
+            raise CaseActionRefused("the case holds no place, so it cannot be accepted")
+        self.trigger_event(
+            self.AcceptedForProcessing,
+            intake_id=self.intake_id,
+            officer_id=officer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def return_incomplete(
+        self, reasons: list[str], note: str, officer_id: UUID, idempotency_key: str
+    ) -> None:
+        if self.status is not CaseStatus.SUBMITTED:
+            raise CaseActionRefused(f"only a submitted case is returned, not a {self.status} one")
+        self.trigger_event(
+            self.ReturnedIncomplete,
+            intake_id=self.intake_id,
+            reasons=list(reasons),
+            note=note,
+            officer_id=officer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def approve(self, note: str, officer_id: UUID, idempotency_key: str) -> None:
+        self._require_accepted("approved")
+        self.trigger_event(
+            self.Approved,
+            intake_id=self.intake_id,
+            note=note,
+            officer_id=officer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def refuse(self, reasons: list[str], note: str, officer_id: UUID, idempotency_key: str) -> None:
+        self._require_accepted("refused")
+        self.trigger_event(
+            self.Refused,
+            intake_id=self.intake_id,
+            reasons=list(reasons),
+            note=note,
+            officer_id=officer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def open_request(self) -> InformationRequest | None:
+        for request in self.requests:
+            if request.answer is None:
+                return request
+        return None
+
+    def _require_officer_open(self, what: str) -> None:
+        if self.status not in OFFICER_OPEN:
+            raise CaseActionRefused(f"a {self.status} case cannot be {what}")
+
+    def _require_accepted(self, what: str) -> None:
+        if self.status is not CaseStatus.ACCEPTED:
+            raise CaseActionRefused(
+                f"only a case accepted for processing is {what}, not a {self.status} one"
+            )
 
     def _require_draft(self) -> None:
         if self.status is not CaseStatus.DRAFT:
@@ -169,6 +383,22 @@ class Case(Aggregate):
         self.answers[step] = merged
         self.language = language
         self.outcomes[idempotency_key] = ("save_step", self.version + 1)
+
+    @event(Assigned)
+    def _assigned(self, assignee_id: UUID | None, officer_id: UUID, idempotency_key: str) -> None:
+        self.assigned_to = assignee_id
+        self.outcomes[idempotency_key] = ("assign", self.version + 1)
+
+
+def _record_decision(case: Case, e: Any, status: CaseStatus, command: str) -> None:
+    """What every decision event changes: the status, its outcome, and for a final decision its
+    time, reasons and note (accepting for processing decides nothing yet)."""
+    case.status = status
+    case.outcomes[e.idempotency_key] = (command, e.originator_version)
+    if status is not CaseStatus.ACCEPTED:
+        case.decided_at = e.timestamp
+        case.decision_reasons = list(getattr(e, "reasons", []))
+        case.decision_note = getattr(e, "note", "")
 
 
 class CaseReference(Aggregate):

@@ -83,3 +83,43 @@ class InvalidValue(CarepathError):
 
 class AllocationError(CarepathError):
     """Raised when an allocation decision would break the ledger's rules (a bug, never input)."""
+
+
+class CaseActionRefused(ConflictError):
+    """Raised when an officer action does not fit where the case is (e.g. approving a draft)."""
+
+
+class NoOpenRequest(ConflictError):
+    """Raised when answering an information request that is not open."""
+
+
+class StaffNotFound(NotFoundError):
+    """Raised when no staff member has the given email or id."""
+
+
+class StaffAlreadyExists(ConflictError):
+    """Raised when adding a staff member whose email is already on the roster."""
+
+
+class StaffSignInFailed(CarepathError):
+    """Raised when an email, password or second-factor code does not match (never says which)."""
+
+
+class StaffLockedOut(StaffSignInFailed):
+    """Raised when signing in to an account locked after repeated failures."""
+
+    def __init__(self, until: object) -> None:
+        super().__init__(f"locked until {until}")
+        self.until = until
+
+
+class EnrolmentInvalid(CarepathError):
+    """Raised when an enrolment link is unknown, used, superseded or expired."""
+
+
+class StaffSessionInvalid(CarepathError):
+    """Raised when a staff session is unknown, signed out, revoked or expired."""
+
+
+class NotPermitted(CarepathError):
+    """Raised when a staff member's role does not allow the action."""

@@ -78,6 +78,11 @@ class Ledger(Aggregate):
         slot: int
         reason: str
 
+    class OfferTakenUp(Aggregate.Event):
+        """An officer accepted the case for processing: it keeps its place, no deadline runs."""
+
+        case_id: UUID
+
     class Closed(Aggregate.Event):
         at: datetime
 
@@ -198,6 +203,13 @@ class Ledger(Aggregate):
             self._entry_withdrawn(case_id=case_id)
         return None
 
+    def take_up(self, case_id: UUID) -> bool:
+        """The holder of a place has been accepted for processing; False if it holds none."""
+        if case_id not in self.slot_of:
+            return False
+        self._offer_taken_up(case_id=case_id)
+        return True
+
     def invite_next(self, pool: str, deadline: datetime) -> UUID | None:
         """Offer the pool's free slot to the first person waiting, if both exist."""
         if not self.waitlists[pool] or self.free_slot(pool) is None:
@@ -267,6 +279,11 @@ class Ledger(Aggregate):
         for waiting in self.waitlists.values():
             waiting.pop(case_id, None)
         self.states[case_id] = reason
+
+    @event(OfferTakenUp)
+    def _offer_taken_up(self, case_id: UUID) -> None:
+        self.deadlines.pop(case_id, None)
+        self.states[case_id] = "accepted"
 
     @event(PlaceReleased)
     def _place_released(self, case_id: UUID, slot: int, reason: str) -> None:

@@ -275,7 +275,7 @@ class Registry(Application[UUID]):
             the_step = Step(step)
         except ValueError:
             raise InvalidValue("step", f"no step is called {step}") from None
-        return self._decide(
+        return self.decide(
             case_id,
             "save_step",
             expected_version,
@@ -295,7 +295,7 @@ class Registry(Application[UUID]):
             self._clock()
         ):
             raise IntakeNotOpen("the intake closed before this registration was submitted")
-        return self._decide(
+        return self.decide(
             case_id,
             "submit",
             expected_version,
@@ -307,12 +307,34 @@ class Registry(Application[UUID]):
     def withdraw(
         self, case_id: UUID, *, expected_version: int, reason: str, idempotency_key: str
     ) -> Outcome:
-        return self._decide(
+        return self.decide(
             case_id,
             "withdraw",
             expected_version,
             idempotency_key,
             lambda case: case.withdraw(reason, idempotency_key, APPLICANT),
+        )
+
+    def provide_information(
+        self,
+        case_id: UUID,
+        request_id: str,
+        answer: str,
+        *,
+        expected_version: int,
+        idempotency_key: str,
+    ) -> Outcome:
+        """The applicant's answer to an officer's request for information."""
+        if not answer.strip() or len(answer) > 5000:
+            raise InvalidValue("answer", "give an answer of 1-5000 characters")
+        return self.decide(
+            case_id,
+            "provide_information",
+            expected_version,
+            idempotency_key,
+            lambda case: case.provide_information(
+                request_id, answer.strip(), idempotency_key, APPLICANT
+            ),
         )
 
     def sign_in(self, reference: str, access_code: str) -> UUID:
@@ -346,23 +368,46 @@ class Registry(Application[UUID]):
             submitted_at=case.submitted_at,
             withdrawn_at=case.withdrawn_at,
             steps_done=tuple(case.answers),
+            pool=case.pool,
+            assigned_to=case.assigned_to,
+            requests=tuple(case.requests),
+            decided_at=case.decided_at,
+            decision_reasons=tuple(case.decision_reasons),
+            decision_note=case.decision_note,
         )
+
+    def find_case(self, reference: str) -> UUID:
+        """The case id of a reference (as typed: case and hyphens do not matter)."""
+        canonical = parse_reference(reference)
+        if canonical is None:
+            raise CaseNotFound(f"{reference!r} is not a valid reference")
+        try:
+            pointer: CaseReference = self.repository.get(reference_index_id(canonical))
+        except AggregateNotFoundError:
+            raise CaseNotFound(f"no case has the reference {canonical}") from None
+        return pointer.case_id
 
     # Internals
 
-    def _save(self, *aggregates: Intake | IntakeCatalog | Case | CaseReference) -> None:
-        """The one write path of the Registry: through the group committer when it is on."""
+    def _save(self, *aggregates: Intake | IntakeCatalog | Case | CaseReference) -> int | None:
+        """The one write path of the Registry: through the group committer when it is on.
+
+        Returns the log position (notification id) of the last event written.
+        """
         try:
             if self._committer is None:
-                self.save(*aggregates)
+                recordings = self.save(*aggregates)
             else:
-                self._committer.save([event for a in aggregates for event in a.collect_events()])
+                recordings = self._committer.save(
+                    [event for a in aggregates for event in a.collect_events()]
+                )
+            return recordings[-1].notification.id if recordings else None
         finally:
             for changed in aggregates:
                 if isinstance(changed, Intake):
                     self._intakes.pop(changed.id, None)
 
-    def _decide(
+    def decide(
         self,
         case_id: UUID,
         command: str,
@@ -372,6 +417,10 @@ class Registry(Application[UUID]):
         first_read: Case | None = None,
     ) -> Outcome:
         """Run a command on a case once per idempotency key, refusing stale versions.
+
+        The one way any service changes an existing case (the applicant's commands here, the
+        officers' in domain.casework), so every change gets the same idempotency, conflict
+        and stale-version handling.
 
         A concurrent writer makes the save conflict; the case is then read again, so a duplicate
         of this very request finds its outcome and any other change shows as a stale version.
@@ -386,10 +435,10 @@ class Registry(Application[UUID]):
                 raise StaleVersion(expected_version, case.version)
             change(case)
             try:
-                self._save(case)
+                position = self._save(case)
             except IntegrityError:
                 continue
-            return Outcome(case_id, command, case.version, replayed=False)
+            return Outcome(case_id, command, case.version, replayed=False, position=position)
         raise StaleVersion(expected_version, self._case(case_id).version)
 
     def _case(self, case_id: UUID, version: int | None = None) -> Case:

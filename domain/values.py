@@ -25,11 +25,50 @@ class IntakeStatus(StrEnum):
 
 
 class CaseStatus(StrEnum):
-    """Where a case is in its life (the allocator adds later states)."""
+    """Where a case is in its life (the allocator keeps where it stands for a place)."""
 
     DRAFT = "draft"
     SUBMITTED = "submitted"
     WITHDRAWN = "withdrawn"
+    ACCEPTED = "accepted"  # accepted for processing: complete, the place is kept
+    RETURNED = "returned"  # returned as incomplete: the place went back to the waitlist
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+# Where officers may still act on a case (assign, request information, decide).
+OFFICER_OPEN: frozenset[CaseStatus] = frozenset({CaseStatus.SUBMITTED, CaseStatus.ACCEPTED})
+# Where an applicant may still withdraw.
+WITHDRAWABLE: frozenset[CaseStatus] = frozenset(
+    {CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED}
+)
+
+
+class StaffRole(StrEnum):
+    """What a staff member may do: officers decide cases, auditors only read, admins run staff."""
+
+    OFFICER = "officer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+# Reason codes officers choose from; the UI translates each (web/officer_labels.py).
+REFUSAL_REASONS: tuple[str, ...] = (
+    "language_below_minimum",
+    "work_experience_insufficient",
+    "education_not_equivalent",
+    "job_offer_not_genuine",
+    "inadmissible",
+    "misrepresentation",
+    "other",
+)
+RETURN_REASONS: tuple[str, ...] = (
+    "documents_missing",
+    "form_incomplete",
+    "fee_not_paid",
+    "identity_unclear",
+    "other",
+)
 
 
 class Step(StrEnum):
@@ -99,6 +138,20 @@ class CaseView:
     submitted_at: datetime | None
     withdrawn_at: datetime | None
     steps_done: tuple[str, ...] = field(default=())
+    pool: str = GENERAL_POOL
+    assigned_to: UUID | None = None
+    requests: tuple[InformationRequest, ...] = field(default=())
+    decided_at: datetime | None = None
+    decision_reasons: tuple[str, ...] = field(default=())
+    decision_note: str = ""
+
+    @property
+    def open_request(self) -> InformationRequest | None:
+        """The officer's request still waiting for the applicant's answer, if any."""
+        for request in self.requests:
+            if request.answer is None:
+                return request
+        return None
 
     @property
     def next_step(self) -> str:
@@ -127,9 +180,60 @@ class Registration:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command on an existing case returns; the same for a replayed idempotency key."""
+    """What a command on an existing case returns; the same for a replayed idempotency key.
+
+    `position` is the Registry log's notification id of the event the command recorded (None for
+    a replay), so a page can wait for the read models to reach it.
+    """
 
     case_id: UUID
     command: str
     version: int
     replayed: bool
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class InformationRequest:
+    """An officer's request for information on a case, and the applicant's answer once given."""
+
+    request_id: str
+    message: str
+    requested_at: datetime
+    officer_id: UUID
+    answer: str | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What a bulk action did: the cases it changed, and each one it skipped with why."""
+
+    done: tuple[UUID, ...]
+    skipped: tuple[tuple[UUID, str], ...]
+    position: int | None
+
+
+@dataclass(frozen=True)
+class StaffView:
+    """A staff member as the staff pages see them: never carries hashes or second-factor secrets."""
+
+    id: UUID
+    email: str
+    name: str
+    role: StaffRole
+    enrolled: bool
+    disabled: bool
+    locked_until: datetime | None
+    active_sessions: int
+    added_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A staff sign-in: `token` is in clear only here, once; the store keeps its hash."""
+
+    staff_id: UUID
+    token: str
+    expires_at: datetime
