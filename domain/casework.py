@@ -15,7 +15,6 @@ from uuid import UUID
 from domain.case import Case
 from domain.errors import (
     CarepathError,
-    CaseActionRefused,
     InvalidValue,
     NotPermitted,
     StaffNotFound,
@@ -95,19 +94,18 @@ class Casework:
 
         def one(item: tuple[UUID, int]) -> tuple[UUID, Outcome | str]:
             case_id, version = item
+            case_key = f"{idempotency_key}:{case_id.hex}"
             try:
                 return case_id, self._registry.decide(
                     case_id,
                     "assign",
                     version,
-                    f"{idempotency_key}:{case_id.hex}",
-                    lambda case: case.assign(assignee_id, officer.id, idempotency_key),
+                    case_key,
+                    lambda case: case.assign(assignee_id, officer.id, case_key),
                 )
             except StaleVersion:
                 return case_id, "changed since the queue was shown"
-            except CaseActionRefused as refused:
-                return case_id, str(refused)
-            except CarepathError as refused:
+            except CarepathError as refused:  # refused for this case alone: named, not fatal
                 return case_id, str(refused)
 
         unique = list(dict.fromkeys(cases))
