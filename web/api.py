@@ -18,6 +18,7 @@ from web.openapi import build_spec
 from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
+    ApiAnswerSchema,
     ApiSignInSchema,
     ApiStepSchema,
     ApiVersionSchema,
@@ -116,6 +117,19 @@ def case_json(case: CaseView) -> dict[str, Any]:
         "registered_at": case.registered_at.isoformat(),
         "submitted_at": case.submitted_at.isoformat() if case.submitted_at else None,
         "withdrawn_at": case.withdrawn_at.isoformat() if case.withdrawn_at else None,
+        "decided_at": case.decided_at.isoformat() if case.decided_at else None,
+        "decision_reasons": list(case.decision_reasons),
+        "decision_note": case.decision_note,
+        "information_requests": [
+            {
+                "request_id": r.request_id,
+                "message": r.message,
+                "requested_at": r.requested_at.isoformat(),
+                "answer": r.answer,
+                "answered_at": r.answered_at.isoformat() if r.answered_at else None,
+            }
+            for r in case.requests
+        ],
     }
 
 
@@ -255,6 +269,23 @@ def withdraw() -> Response:
             case_id,
             expected_version=envelope["version"],
             reason=envelope["reason"],
+            idempotency_key=key,
+        )
+    )
+
+
+@bp.post("/case/information")
+def provide_information() -> Response:
+    """The applicant's answer to an officer's request for information."""
+    case_id = signed_in_case_id()
+    key = idempotency_key()
+    envelope = body(shared(ApiAnswerSchema))
+    return outcome_json(
+        registry().provide_information(
+            case_id,
+            envelope["request_id"],
+            envelope["answer"],
+            expected_version=envelope["version"],
             idempotency_key=key,
         )
     )

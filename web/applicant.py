@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from domain import errors as domain
 from domain.registry import Registry
-from domain.values import REVIEW, STEPS, CaseStatus, CaseView, IntakeStatus
+from domain.values import REVIEW, STEPS, WITHDRAWABLE, CaseView, IntakeStatus
 from projections.allocation import AllocationQueries, ReadModelUnavailable
 from web.auth import sign_in_session, signed_in_case_id
 from web.errors import describe
@@ -29,6 +29,7 @@ from web.forms import STEP_FIELDS, STEP_TITLES, choices, display
 from web.i18n import current_language
 from web.schemas import (
     STEP_SCHEMAS,
+    AnswerSchema,
     EnvelopeSchema,
     NamesSchema,
     SignInSchema,
@@ -277,22 +278,51 @@ def receipt() -> Any:
 
 @bp.get("/application/status")
 def status() -> str:
+    return _status_page(signed_in_case())
+
+
+@bp.post("/application/requests/<request_id>")
+def answer_request(request_id: str) -> Any:
+    """The applicant's answer to an officer's request for information."""
     case = signed_in_case()
+    envelope, errors = parse(shared(EnvelopeSchema), request.form.to_dict())
+    form, form_errors = parse(shared(AnswerSchema), request.form.to_dict())
+    errors.update(form_errors)
+    if not errors:
+        try:
+            registry().provide_information(
+                case.id,
+                request_id,
+                form["answer"],
+                expected_version=envelope.get("version", 0),
+                idempotency_key=envelope["idempotency_key"],
+            )
+        except (domain.StaleVersion, domain.NoOpenRequest) as refused:
+            return _status_page(registry().get_case(case.id), banner=describe(refused)[1]), 409
+        return redirect(url_for(".status"))
+    return _status_page(case, errors=errors, answer=request.form.get("answer")), 422
+
+
+def _status_page(case: CaseView, **extra: Any) -> str:
     try:
-        allocation = allocations().of_case(case.id)
-        unavailable = False
+        allocation, unavailable = allocations().of_case(case.id), False
     except ReadModelUnavailable:
         current_app.logger.warning("allocation read model unavailable", exc_info=True)
         allocation, unavailable = None, True
     return render_template(
-        "status.html", case=case, allocation=allocation, allocation_unavailable=unavailable
+        "status.html",
+        case=case,
+        allocation=allocation,
+        allocation_unavailable=unavailable,
+        idempotency_key=new_key(),
+        **extra,
     )
 
 
 @bp.route("/application/withdraw", methods=["GET", "POST"])
 def withdraw() -> Any:
     case = signed_in_case()
-    if case.status is CaseStatus.WITHDRAWN:
+    if case.status not in WITHDRAWABLE:
         return redirect(url_for(".status"))
     if request.method == "GET":
         return render_template(

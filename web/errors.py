@@ -68,6 +68,16 @@ MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
             "try again."
         ),
     ),
+    (
+        domain.NoOpenRequest,
+        409,
+        _l("This request for information was already answered. Reload the page to see it."),
+    ),
+    (
+        domain.CaseActionRefused,
+        409,
+        _l("This action does not fit where the case is now. Reload the page and check the case."),
+    ),
     (domain.IntakeNotFound, 404, _l("There is no intake with this code.")),
     (domain.CaseNotFound, 404, _l("We could not find your application.")),
     (domain.InvalidValue, 422, _l("Some of the information is not valid.")),

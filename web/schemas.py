@@ -347,6 +347,15 @@ class WithdrawSchema(Schema):
     confirm = Confirmation(_l("Confirm that you want to withdraw"))
 
 
+class AnswerSchema(Schema):
+    """The applicant's answer to an officer's request for information."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    answer = Text(label=_l("your answer"), max_length=5000, multiline=True)
+
+
 # The JSON API wraps answers with the version they were made from.
 class ApiStepSchema(Schema):
     class Meta:
@@ -387,6 +396,14 @@ class ApiVersionSchema(Schema):
 
 class ApiWithdrawSchema(ApiVersionSchema):
     reason = _reason()
+
+
+class ApiAnswerSchema(ApiVersionSchema):
+    request_id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^r[0-9]{1,4}$", error=_l("request_id is like r1")),
+    )
+    answer = AnswerSchema._declared_fields["answer"]
 
 
 class ApiSignInSchema(SignInSchema):

@@ -72,7 +72,9 @@ CASE_ROUTES = {
     "applicant.receipt",
     "applicant.status",
     "applicant.withdraw",
+    "applicant.answer_request",
     "api.case",
+    "api.provide_information",
     "api.save_step",
     "api.submit",
     "api.withdraw",
@@ -154,6 +156,7 @@ class World:
             "code": ["test", *pointing],
             "step": [*STEP_NAMES, *pointing],
             "filename": ["style.css", b.reference, f"../{b.case_id}"],
+            "request_id": ["r1", *pointing],
         }
         if name not in values:
             pytest.fail(f"the walker does not know how to fill the path variable <{name}>")
@@ -221,6 +224,15 @@ def _html_withdraw(world: World, path: str, method: str) -> list[dict[str, Any]]
     return [{"form": {**envelope, "confirm": "yes", "reason": "changed my mind"}}]
 
 
+def _html_answer(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    envelope = {"version": str(world.b_version), "idempotency_key": new_key()}
+    return [{"form": {**envelope, "answer": "Here it is"}}]
+
+
+def _api_answer(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"json": {"version": world.b_version, "request_id": "r1", "answer": "Here it is"}}]
+
+
 def _credential_mixes(world: World) -> list[dict[str, str]]:
     """Sign-in attempts that point at B without holding both of B's credentials."""
     a, b = world.a, world.b
@@ -281,6 +293,7 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("applicant.status", "GET"): _no_body,
     ("applicant.withdraw", "GET"): _no_body,
     ("applicant.withdraw", "POST"): _html_withdraw,
+    ("applicant.answer_request", "POST"): _html_answer,
     ("applicant.sign_in", "GET"): _no_body,
     ("applicant.sign_in", "POST"): _html_sign_in,
     ("applicant.sign_out", "POST"): _html_sign_out,
@@ -295,6 +308,7 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("api.save_step", "PUT"): _api_save_step,
     ("api.submit", "POST"): _api_submit,
     ("api.withdraw", "POST"): _api_withdraw,
+    ("api.provide_information", "POST"): _api_answer,
 }
 
 
