@@ -1,5 +1,8 @@
 """The worker: the allocator and the read models, following their logs in order.
 
+The allocator and the casework view follow the Registry's log; the allocation view follows the
+Allocator's.
+
 Run as its own process (`carepath worker`) or as threads of the embedded server. Only one worker
 is active per database; a second one waits as a standby.
 """
@@ -14,6 +17,7 @@ from typing import Any
 from domain.allocator import Allocator
 from domain.registry import Registry
 from projections.allocation import AllocationView
+from projections.casework import CaseworkView
 from projections.locks import single_instance
 from projections.persistence import application_env
 from projections.runner import catch_up, run_supervised
@@ -46,12 +50,21 @@ class Worker:
         allocator, engine = self.allocator(), make_engine(self.environ)
         return allocator, AllocationView(engine), [allocator.close, engine.dispose]
 
+    def _casework_follower(self) -> tuple[Any, Any, list[Callable[[], None]]]:
+        registry, engine = self.registry(), make_engine(self.environ)
+        return registry, CaseworkView(engine), [registry.close, engine.dispose]
+
     def settle(self) -> tuple[int, int]:
-        """Process everything already logged, once: (registry events read, ledger events read)."""
+        """Process everything already logged, once: (registry events read, ledger events read).
+
+        The casework view's reading of the Registry's log is not counted: the first number is
+        what the allocator read, as before.
+        """
         registry, allocator = self.registry(), self.allocator()
         engine = make_engine(self.environ)
         try:
             decided = catch_up(registry, allocator)
+            catch_up(registry, CaseworkView(engine))
             viewed = catch_up(allocator, AllocationView(engine))
         finally:
             registry.close()
@@ -76,6 +89,7 @@ class Worker:
                 for name, build in (
                     ("allocator", self._allocator_follower),
                     ("allocation-view", self._view_follower),
+                    ("casework-view", self._casework_follower),
                 )
             ]
             for thread in threads:

@@ -81,10 +81,12 @@ def db_init() -> None:
         allocator = Allocator(env=application_env(environ, Allocator.name, create_table=True))
         position = allocator.position(Registry.name)
         allocator.close()
+        Settings.from_environ().build_staff(create_table=True).close()
         revision = migrate(environ)
     except PersistenceError as down:
         raise click.ClickException(f"database: {down}") from None
     click.echo(f"ready: Allocator event store, at position {position} of the Registry's log")
+    click.echo("ready: Staff event store")
     click.echo(f"ready: read models at migration {revision}")
 
 
@@ -286,3 +288,7 @@ def web(bind: str, workers: int | None, threads: int, backlog: int) -> None:
 
     click.echo(f"carepath web on http://{bind}/ with {count} workers x {threads} threads")
     Server().run()
+
+
+from web import cli_projections  # noqa: E402, F401  (registers `carepath projections` on cli)
+from web import cli_staff as _staff_commands  # noqa: E402, F401  (`carepath staff`)
