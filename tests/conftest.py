@@ -142,6 +142,7 @@ def make_app(env: dict[str, str], *, capacity: int = 10, **config: Any) -> Any:
 
     settings = Settings.from_environ({"ENV": env})
     Allocator(env=application_env(settings.environ, "Allocator", create_table=True)).close()
+    settings.build_staff(create_table=True).close()
     migrate(settings.environ)
     setup = settings.build_registry(create_table=True)
     try:

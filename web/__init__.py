@@ -9,7 +9,7 @@ from flask import Flask
 
 from projections.allocation import AllocationQueries
 from projections.views import make_engine
-from web import admission, api, applicant, auth, errors, health, i18n, security
+from web import admission, api, applicant, auth, errors, health, i18n, security, staff, staff_auth
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
 from web.settings import Settings
@@ -25,6 +25,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(settings.flask_config())
     app.extensions["carepath.settings"] = settings
     app.extensions["carepath.registry"] = settings.build_registry(create_table=False)
+    credentials = app.extensions["carepath.staff_credentials"] = settings.staff_credentials()
+    app.extensions["carepath.staff"] = settings.build_staff(
+        create_table=False, credentials=credentials
+    )
     # Status reads are one query each on the request path: no ping before it (see make_engine).
     app.extensions["carepath.allocations"] = AllocationQueries(
         make_engine(settings.environ, pre_ping=False)
@@ -42,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     server_session.init_app(app)
     auth.init_app(app)
+    staff_auth.init_app(app)  # after server_session: staff paths never see the applicant's
     i18n.init_app(app)
     security.init_app(app)
     errors.init_app(app)
@@ -50,4 +55,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(applicant.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
+    app.register_blueprint(staff.bp)
     return app

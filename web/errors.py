@@ -78,6 +78,34 @@ MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
         409,
         _l("This action does not fit where the case is now. Reload the page and check the case."),
     ),
+    (
+        domain.StaffLockedOut,
+        423,
+        _l(
+            "This account is locked after too many failed sign-ins. Wait 15 minutes and try "
+            "again, or ask an administrator."
+        ),
+    ),
+    (
+        domain.StaffSignInFailed,
+        401,
+        _l(
+            "The email address, password or code is not right. Check them and try again: codes "
+            "change every 30 seconds."
+        ),
+    ),
+    (
+        domain.EnrolmentInvalid,
+        404,
+        _l(
+            "This enrolment link does not work: it was used already, replaced by a newer one or "
+            "is more than 72 hours old. Ask an administrator for a new link."
+        ),
+    ),
+    (domain.StaffSessionInvalid, 401, _l("Your staff session has ended. Sign in again.")),
+    (domain.NotPermitted, 403, _l("Your staff role does not allow this.")),
+    (domain.StaffNotFound, 404, _l("There is no staff member with this email address.")),
+    (domain.StaffAlreadyExists, 409, _l("A staff member with this email address already exists.")),
     (domain.IntakeNotFound, 404, _l("There is no intake with this code.")),
     (domain.CaseNotFound, 404, _l("We could not find your application.")),
     (domain.InvalidValue, 422, _l("Some of the information is not valid.")),

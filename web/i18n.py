@@ -1,14 +1,24 @@
-"""Which language a request is served in, and remembering the applicant's choice."""
+"""Which language a request is served in, and remembering the applicant's or staff's choice."""
 
 from __future__ import annotations
 
-from flask import Flask, request, session
+from collections.abc import Callable
+
+from flask import Flask, Response, after_this_request, current_app, request, session
 
 from domain.values import LANGUAGES
+from web.staff_auth import LANG_COOKIE, is_staff_path
+
+STAFF_LANG_DAYS = 365
 
 
 def select_locale() -> str:
-    chosen = session.get("lang")
+    if is_staff_path(request.path):
+        # Staff pages never touch the applicant's session: their choice has its own cookie.
+        wanted = request.args.get("lang")
+        chosen = wanted if wanted in LANGUAGES else request.cookies.get(LANG_COOKIE)
+    else:
+        chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
     return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
@@ -21,8 +31,29 @@ def current_language() -> str:
 def _remember_choice() -> None:
     """`?lang=fr` on any page switches the language for the rest of the session."""
     wanted = request.args.get("lang")
-    if wanted in LANGUAGES and session.get("lang") != wanted:
+    if wanted not in LANGUAGES:
+        return
+    if is_staff_path(request.path):
+        if request.cookies.get(LANG_COOKIE) != wanted:
+            after_this_request(_staff_language_cookie(wanted))
+    elif session.get("lang") != wanted:
         session["lang"] = wanted
+
+
+def _staff_language_cookie(language: str) -> Callable[[Response], Response]:
+    def remember(response: Response) -> Response:
+        response.set_cookie(
+            LANG_COOKIE,
+            language,
+            max_age=STAFF_LANG_DAYS * 24 * 3600,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=bool(current_app.extensions["carepath.settings"].secure_cookies),
+        )
+        return response
+
+    return remember
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 from cachelib import FileSystemCache
 
 from domain.registry import Registry
+from domain.staff import Staff
 from projections import persistence
+from web.credentials import WebCredentials
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ class Settings:
     ratelimit_enabled: bool
     ratelimit_register: str
     ratelimit_signin: str
+    ratelimit_staff_signin: str
     session_hours: int
+    staff_session_hours: float
     max_in_flight: int
     admission_wait_seconds: float
     retry_after_seconds: int
@@ -49,7 +53,9 @@ class Settings:
             ratelimit_enabled=_flag(environ.get("CAREPATH_RATELIMIT_ENABLED", "y")),
             ratelimit_register=environ.get("CAREPATH_RATELIMIT_REGISTER", "20 per minute"),
             ratelimit_signin=environ.get("CAREPATH_RATELIMIT_SIGNIN", "10 per minute"),
+            ratelimit_staff_signin=environ.get("CAREPATH_RATELIMIT_STAFF_SIGNIN", "10 per minute"),
             session_hours=int(environ.get("CAREPATH_SESSION_HOURS", "8")),
+            staff_session_hours=float(environ.get("CAREPATH_STAFF_SESSION_HOURS", "8")),
             max_in_flight=int(environ.get("CAREPATH_MAX_IN_FLIGHT", "32")),
             admission_wait_seconds=float(environ.get("CAREPATH_ADMISSION_WAIT_MS", "500")) / 1000,
             retry_after_seconds=int(environ.get("CAREPATH_RETRY_AFTER", "5")),
@@ -59,6 +65,21 @@ class Settings:
     def build_registry(self, *, create_table: bool) -> Registry:
         env = persistence.application_env(self.environ, Registry.name, create_table=create_table)
         return Registry(env=env, secret=self.secret)
+
+    def staff_credentials(self) -> WebCredentials:
+        return WebCredentials(self.secret)
+
+    def build_staff(
+        self, *, create_table: bool, credentials: WebCredentials | None = None
+    ) -> Staff:
+        """The Staff application: its own event store (`staff.sqlite` in the embedded mode)."""
+        env = persistence.application_env(self.environ, Staff.name, create_table=create_table)
+        return Staff(
+            env=env,
+            secret=self.secret,
+            credentials=credentials or self.staff_credentials(),
+            session_hours=self.staff_session_hours,
+        )
 
     def flask_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -80,6 +101,7 @@ class Settings:
             "RATELIMIT_HEADERS_ENABLED": True,
             "RATELIMIT_REGISTER": self.ratelimit_register,
             "RATELIMIT_SIGNIN": self.ratelimit_signin,
+            "RATELIMIT_STAFF_SIGNIN": self.ratelimit_staff_signin,
         }
         if self.redis_url:
             from redis import Redis

@@ -732,7 +732,16 @@ def test_api_sign_in_unknown_field_is_named(shared):
 
 def unrouted_methods(app: Any) -> list[tuple[str, str]]:
     """(method, path) pairs the app does not route, for every rule's path with sample values."""
-    samples = {"code": "test", "step": "contact", "filename": "style.css"}
+    samples = {
+        "code": "test",
+        "step": "contact",
+        "filename": "style.css",
+        "request_id": "r1",
+        "link": f"{'0' * 32}.{'x' * 43}",
+        "staff_id": "0" * 32,
+        "action": "revoke",
+        "reference": "AAAA-AAAA-A",
+    }
     allowed: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         path = rule.rule

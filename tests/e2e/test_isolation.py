@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,8 +94,20 @@ PUBLIC_ROUTES = {
     "api.register",
     "api.sign_in",
     "api.sign_out",
+    "staff.sign_in",
+    "staff.sign_out",
+    "staff.signed_out",
+    "staff.enrol",
 }
-SIGN_IN_ROUTES = {"applicant.sign_in", "api.sign_in"}
+# Routes for signed-in staff: an applicant's session opens none of them (staff sessions
+# themselves are tested in tests/e2e/test_staff_auth.py).
+STAFF_ROUTES = {
+    "staff.index",
+    "staff.admin_staff",
+    "staff.add_staff",
+    "staff.member_action",
+}
+SIGN_IN_ROUTES = {"applicant.sign_in", "api.sign_in", "staff.sign_in"}
 
 
 def new_key() -> str:
@@ -157,6 +170,13 @@ class World:
             "step": [*STEP_NAMES, *pointing],
             "filename": ["style.css", b.reference, f"../{b.case_id}"],
             "request_id": ["r1", *pointing],
+            "link": [
+                f"{b.case_id.hex}.{'x' * 43}",
+                f"{uuid.uuid4().hex}.{b.access_code}",
+                b.reference,
+            ],
+            "staff_id": [b.case_id.hex, uuid.uuid4().hex],
+            "action": ["revoke", "disable", "enable", "reset", "promote"],
         }
         if name not in values:
             pytest.fail(f"the walker does not know how to fill the path variable <{name}>")
@@ -255,6 +275,23 @@ def _html_sign_out(world: World, path: str, method: str) -> list[dict[str, Any]]
     return [{"form": {}}]
 
 
+def _staff_sign_in(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    b = world.b
+    return [
+        {"form": {"email": B_CONTACT["email"], "password": b.access_code, "code": "123456"}},
+        {"form": {"email": b.reference, "password": b.access_code, "code": b.reference}},
+    ]
+
+
+def _staff_enrol(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    password = "a long enough password"
+    return [{"form": {"password": password, "password_confirm": password, "code": "123456"}}]
+
+
+def _staff_add(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"form": {"email": B_CONTACT["email"], "name": "B", "role": "admin"}}]
+
+
 def _api_register(world: World, path: str, method: str) -> list[dict[str, Any]]:
     return [{"json": about_you(next(world.registered))}]
 
@@ -308,6 +345,16 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("api.save_step", "PUT"): _api_save_step,
     ("api.submit", "POST"): _api_submit,
     ("api.withdraw", "POST"): _api_withdraw,
+    ("staff.sign_in", "GET"): _no_body,
+    ("staff.sign_in", "POST"): _staff_sign_in,
+    ("staff.sign_out", "POST"): _html_sign_out,
+    ("staff.signed_out", "GET"): _no_body,
+    ("staff.enrol", "GET"): _no_body,
+    ("staff.enrol", "POST"): _staff_enrol,
+    ("staff.index", "GET"): _no_body,
+    ("staff.admin_staff", "GET"): _no_body,
+    ("staff.add_staff", "POST"): _staff_add,
+    ("staff.member_action", "POST"): _html_sign_out,
     ("api.provide_information", "POST"): _api_answer,
 }
 
@@ -437,8 +484,9 @@ def test_the_walker_knows_every_route(app):
     assert present - known == set(), "new routes: teach WALKERS how to call them"
     assert known - present == set(), "WALKERS lists routes that no longer exist"
     endpoints = {endpoint for endpoint, _ in present}
-    assert endpoints - CASE_ROUTES - PUBLIC_ROUTES == set(), "classify new routes"
+    assert endpoints - CASE_ROUTES - PUBLIC_ROUTES - STAFF_ROUTES == set(), "classify new routes"
     assert not CASE_ROUTES & PUBLIC_ROUTES
+    assert not STAFF_ROUTES & (CASE_ROUTES | PUBLIC_ROUTES)
 
 
 def test_signed_in_applicant_cannot_read_or_change_another_case_on_any_route(world):
@@ -454,6 +502,8 @@ def test_signed_in_applicant_cannot_read_or_change_another_case_on_any_route(wor
             where = f"{probe.method} {probe.url} form={probe.form} json={probe.json}"
             assert response.status_code < 500, where
             assert leaks(world, probe, response) == [], where
+            if rule.endpoint in STAFF_ROUTES:
+                assert _refused_for_staff(response), where
             if rule.endpoint == "api.case":
                 assert response.json["reference"] == world.a.reference, where
     assert sent > 300
@@ -476,6 +526,8 @@ def test_anonymous_requests_to_case_routes_are_refused_and_never_fail(world, wit
             where = f"{probe.method} {probe.url} form={probe.form} json={probe.json}"
             assert response.status_code < 500, where
             assert leaks(world, probe, response) == [], where
+            if rule.endpoint in STAFF_ROUTES:
+                assert _refused_for_staff(response), where
             if rule.endpoint not in CASE_ROUTES or response.status_code == 404:
                 continue  # public, or an unknown step name: nothing to sign in to
             if probe.form is not None and not with_csrf:
@@ -489,6 +541,14 @@ def _refused_for_sign_in(response: Any) -> bool:
     if response.status_code == 401:
         return True
     return response.status_code in {302, 303} and response.headers["Location"].endswith("/sign-in")
+
+
+def _refused_for_staff(response: Any) -> bool:
+    """No staff session: a form post fails the staff CSRF check, a page sends to staff sign-in."""
+    if response.status_code == 400:
+        return True
+    location = response.headers.get("Location", "")
+    return response.status_code in {302, 303} and location.startswith("/staff/sign-in")
 
 
 def _case_probes(world: World) -> list[Probe]:
