@@ -92,8 +92,8 @@ def staff_client(app: Any, role: StaffRole | str) -> Any:
     return client
 
 
-def staff_csrf(client: Any, path: str = "/staff/") -> str:
-    """The staff CSRF token a page served to this client carries."""
+def staff_csrf(client: Any, path: str = "/staff/sign-in") -> str:
+    """The staff CSRF token a page served to this client carries (bound to its session, if any)."""
     page = client.get(path, follow_redirects=True)
     found = re.search(r'name="staff_csrf" value="([^"]+)"', page.text)
     assert found, f"no staff CSRF token on {path}"

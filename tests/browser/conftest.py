@@ -137,6 +137,6 @@ def sign_in_staff() -> Any:
         page.fill("#password", password)
         page.fill("#code", next_code(secret, used.setdefault(secret, set())))
         page.click("#sign-in")
-        page.wait_for_selector("#signed-in-as")
+        page.wait_for_url(lambda url: "/staff/sign-in" not in url)
 
     return sign_in
