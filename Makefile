@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MO := web/translations/fr/LC_MESSAGES/messages.mo
 
-.PHONY: run test lint bench bench-quick drills install translations extract-messages clean
+.PHONY: run test lint bench bench-quick bench-rebuild drills install translations extract-messages clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python bench/surge.py --applicants 4500 --capacity 470
+
+# About a million events on a throw-away PostgreSQL database, then `carepath projections rebuild`.
+bench-rebuild: install
+	$(BIN)/python bench/rebuild.py
 
 drills: install
 	$(BIN)/python bench/drills.py

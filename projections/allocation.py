@@ -351,6 +351,12 @@ class AllocationQueries:
         except sa.exc.SQLAlchemyError as error:
             raise ReadModelUnavailable(str(error)) from error
 
+    def holds_place(self, case_id: UUID) -> bool:
+        """Whether the case has an offer outstanding: the one state an officer may accept from
+        (casework's `holds_place`; a place already kept is not offered twice)."""
+        found = self.of_case(case_id)
+        return found is not None and found.state == "granted"
+
     def _of_case(self, case_id: UUID) -> Allocation | None:
         t = allocation_status
         with self.engine.connect() as connection:

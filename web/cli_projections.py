@@ -18,7 +18,8 @@ from web.cli import cli
 from web.settings import Settings
 
 
-@cli.group("projections")
+# A plain click group: its commands need no Flask app (the web app's commands get one each).
+@cli.group("projections", cls=click.Group)
 def projections() -> None:
     """The read models: how far each has read its log; rebuilding them from the log."""
 
