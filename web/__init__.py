@@ -7,9 +7,24 @@ from typing import Any
 
 from flask import Flask
 
+from domain.casework import Casework
 from projections.allocation import AllocationQueries
+from projections.officer import OfficerQueries
 from projections.views import make_engine
-from web import admission, api, applicant, auth, errors, health, i18n, security, staff, staff_auth
+from web import (
+    admission,
+    api,
+    applicant,
+    auth,
+    errors,
+    health,
+    i18n,
+    officer,
+    security,
+    staff,
+    staff_api,
+    staff_auth,
+)
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
 from web.settings import Settings
@@ -30,8 +45,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         create_table=False, credentials=credentials
     )
     # Status reads are one query each on the request path: no ping before it (see make_engine).
-    app.extensions["carepath.allocations"] = AllocationQueries(
+    app.extensions["carepath.allocations"] = allocations = AllocationQueries(
         make_engine(settings.environ, pre_ping=False)
+    )
+    # Officers: their queries share the read models' engine; the Allocator is only read (the
+    # head of its log and its position in the Registry's, for the board's lag figures).
+    app.extensions["carepath.officer_queries"] = OfficerQueries(allocations.engine)
+    app.extensions["carepath.allocator"] = settings.build_allocator_reader()
+    app.extensions["carepath.casework"] = Casework(
+        app.extensions["carepath.registry"],
+        app.extensions["carepath.staff"],
+        holds_place=allocations.holds_place,
     )
 
     # First of the request hooks: an overloaded process refuses before doing any other work.
@@ -56,4 +80,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(officer.bp)
+    app.register_blueprint(staff_api.bp, url_prefix="/api/v1/staff")
     return app

@@ -8,8 +8,19 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from web.officer_schemas import (
+    ACTIONS,
+    AGES,
+    ALLOCATION_STATES,
+    SORTS,
+    STATUSES,
+    ApiBulkAssignSchema,
+    ApiStaffSignInSchema,
+    api_action_schema,
+)
 from web.schemas import (
     AboutYouSchema,
+    ApiAnswerSchema,
     ApiSignInSchema,
     ApiVersionSchema,
     ApiWithdrawSchema,
@@ -84,6 +95,7 @@ def build_spec() -> dict[str, Any]:
         ("SignIn", ApiSignInSchema),
         ("Version", ApiVersionSchema),
         ("Withdraw", ApiWithdrawSchema),
+        ("Answer", ApiAnswerSchema),
     ):
         spec.components.schema(name, schema=schema)
     spec.components.schema(
@@ -250,6 +262,165 @@ def build_spec() -> dict[str, Any]:
             }
         },
     )
+    spec.path(
+        "/case/information",
+        operations={
+            "post": {
+                "summary": "Answer an officer's request for information",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/Answer"),
+                "responses": {"200": OUTCOME, "401": UNAUTHORISED, "409": CONFLICT, "422": ERROR},
+            }
+        },
+    )
+    _staff_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     document["servers"] = [{"url": "/api/v1"}]
     return document
+
+
+STAFF_SECURITY = [{"staffBearer": []}]
+FORBIDDEN = {"description": "Signed in, but the role does not allow this"}
+STAFF_UNAUTHORISED = {"description": "No live staff session (sign in again)"}
+
+
+def _staff_paths(spec: APISpec) -> None:
+    """The officers' operations: bearer tokens from POST /staff/session, roles per operation."""
+    spec.components.security_scheme(
+        "staffBearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The token from POST /staff/session (email, password, TOTP code). "
+            "Ends at sign-out, when an admin revokes it, or after the session lifetime.",
+        },
+    )
+    spec.components.schema("StaffSignIn", schema=ApiStaffSignInSchema)
+    spec.components.schema("BulkAssign", schema=ApiBulkAssignSchema)
+    for action in ACTIONS:
+        spec.components.schema(f"Action_{action}", schema=api_action_schema(action))
+    reference = {"name": "reference", "in": "path", "required": True, "schema": {"type": "string"}}
+    readers = " Roles: officer, auditor."
+    spec.path(
+        "/staff/session",
+        operations={
+            "post": {
+                "summary": "Staff sign-in (password and second factor); returns a bearer token",
+                "requestBody": _json("#/components/schemas/StaffSignIn"),
+                "responses": {
+                    "201": {"description": "Signed in: `token`, `expires_at`, `staff`"},
+                    "401": {"description": "No match, or the account is locked"},
+                    "422": ERROR,
+                    "429": {"description": "Too many attempts"},
+                },
+            },
+            "delete": {
+                "summary": "Sign out: the token stops working",
+                "security": STAFF_SECURITY,
+                "responses": {"204": {"description": "Signed out"}, "401": STAFF_UNAUTHORISED},
+            },
+        },
+    )
+    spec.path(
+        "/staff/intakes/{code}/board",
+        parameters=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+        operations={
+            "get": {
+                "summary": "Quota board of an intake: counts per pool and a per-minute series."
+                + readers,
+                "security": STAFF_SECURITY,
+                "responses": {
+                    "200": {"description": "The board"},
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "404": {"description": "No such intake"},
+                },
+            }
+        },
+    )
+    filters = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in (
+            ("intake", {"type": "string"}),
+            ("status", {"type": "string", "enum": list(STATUSES)}),
+            ("state", {"type": "string", "enum": list(ALLOCATION_STATES)}),
+            ("assigned", {"type": "string", "description": "me, none, or a staff id (hex)"}),
+            ("age", {"type": "string", "enum": list(AGES)}),
+            ("sort", {"type": "string", "enum": list(SORTS)}),
+            ("q", {"type": "string", "description": "reference prefix"}),
+            ("after", {"type": "string", "description": "cursor: the page after"}),
+            ("before", {"type": "string", "description": "cursor: the page before"}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+        )
+    ]
+    spec.path(
+        "/staff/queue",
+        operations={
+            "get": {
+                "summary": "The queue, filtered and sorted, paged by keyset cursors." + readers,
+                "security": STAFF_SECURITY,
+                "parameters": filters,
+                "responses": {
+                    "200": {"description": "`cases`, `total`, `next`, `previous`"},
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "422": ERROR,
+                },
+            }
+        },
+    )
+    spec.path(
+        "/staff/cases/{reference}",
+        parameters=[reference],
+        operations={
+            "get": {
+                "summary": "A case: answers, allocation, requests, timeline." + readers,
+                "security": STAFF_SECURITY,
+                "responses": {
+                    "200": {"description": "The case"},
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "404": {"description": "No such case"},
+                },
+            }
+        },
+    )
+    for action in ACTIONS:
+        spec.path(
+            f"/staff/cases/{{reference}}/{action}",
+            parameters=[reference],
+            operations={
+                "post": {
+                    "summary": f"{action.replace('_', ' ').capitalize()} (officers only)",
+                    "security": STAFF_SECURITY,
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": _json(f"#/components/schemas/Action_{action}"),
+                    "responses": {
+                        "200": OUTCOME,
+                        "401": STAFF_UNAUTHORISED,
+                        "403": FORBIDDEN,
+                        "404": {"description": "No such case"},
+                        "409": CONFLICT,
+                        "422": ERROR,
+                    },
+                }
+            },
+        )
+    spec.path(
+        "/staff/assignments",
+        operations={
+            "post": {
+                "summary": "Assign many cases at once; a case changed since it was read is "
+                "skipped and named (officers only)",
+                "security": STAFF_SECURITY,
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/BulkAssign"),
+                "responses": {
+                    "200": {"description": "`assigned` and `skipped` references"},
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "422": ERROR,
+                },
+            }
+        },
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 from cachelib import FileSystemCache
 
+from domain.allocator import Allocator
 from domain.registry import Registry
 from domain.staff import Staff
 from projections import persistence
@@ -65,6 +66,11 @@ class Settings:
     def build_registry(self, *, create_table: bool) -> Registry:
         env = persistence.application_env(self.environ, Registry.name, create_table=create_table)
         return Registry(env=env, secret=self.secret)
+
+    def build_allocator_reader(self) -> Allocator:
+        """The Allocator as the web reads it: the head of its log and its position only."""
+        env = persistence.application_env(self.environ, Allocator.name, create_table=False)
+        return Allocator(env=env)
 
     def staff_credentials(self) -> WebCredentials:
         return WebCredentials(self.secret)
