@@ -98,6 +98,7 @@ PUBLIC_ROUTES = {
     "staff.sign_out",
     "staff.signed_out",
     "staff.enrol",
+    "staff_api.sign_in",
 }
 # Routes for signed-in staff: an applicant's session opens none of them (staff sessions
 # themselves are tested in tests/e2e/test_staff_auth.py).
@@ -106,6 +107,19 @@ STAFF_ROUTES = {
     "staff.admin_staff",
     "staff.add_staff",
     "staff.member_action",
+    "officer.board",
+    "officer.queue",
+    "officer.queue_csv",
+    "officer.case",
+    "officer.bulk_assign",
+    "officer.act",
+    "staff_api.sign_out",
+    "staff_api.me",
+    "staff_api.board",
+    "staff_api.queue",
+    "staff_api.case",
+    "staff_api.act",
+    "staff_api.assign_many",
 }
 SIGN_IN_ROUTES = {"applicant.sign_in", "api.sign_in", "staff.sign_in"}
 
@@ -176,7 +190,8 @@ class World:
                 b.reference,
             ],
             "staff_id": [b.case_id.hex, uuid.uuid4().hex],
-            "action": ["revoke", "disable", "enable", "reset", "promote"],
+            "action": ["revoke", "disable", "enable", "reset", "promote", "accept", "approve"],
+            "reference": pointing,
         }
         if name not in values:
             pytest.fail(f"the walker does not know how to fill the path variable <{name}>")
@@ -292,6 +307,29 @@ def _staff_add(world: World, path: str, method: str) -> list[dict[str, Any]]:
     return [{"form": {"email": B_CONTACT["email"], "name": "B", "role": "admin"}}]
 
 
+def _officer_act(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    envelope = {"version": str(world.b_version), "idempotency_key": new_key()}
+    return [{"form": {**envelope, "assignee": "me", "reasons": "other", "note": "x"}}]
+
+
+def _officer_bulk(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"form": {"case": f"{world.b.case_id.hex}:{world.b_version}", "assignee": "me"}}]
+
+
+def _staff_api_sign_in(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    b = world.b
+    return [{"json": {"email": B_CONTACT["email"], "password": b.access_code, "code": "123456"}}]
+
+
+def _officer_api_act(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"json": {"version": world.b_version, "assignee": "me"}}]
+
+
+def _officer_api_bulk(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    cases = [{"reference": world.b.reference, "version": world.b_version}]
+    return [{"json": {"cases": cases, "assignee": "me"}}]
+
+
 def _api_register(world: World, path: str, method: str) -> list[dict[str, Any]]:
     return [{"json": about_you(next(world.registered))}]
 
@@ -355,6 +393,20 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("staff.admin_staff", "GET"): _no_body,
     ("staff.add_staff", "POST"): _staff_add,
     ("staff.member_action", "POST"): _html_sign_out,
+    ("officer.board", "GET"): _no_body,
+    ("officer.queue", "GET"): _no_body,
+    ("officer.queue_csv", "GET"): _no_body,
+    ("officer.case", "GET"): _no_body,
+    ("officer.bulk_assign", "POST"): _officer_bulk,
+    ("officer.act", "POST"): _officer_act,
+    ("staff_api.sign_in", "POST"): _staff_api_sign_in,
+    ("staff_api.sign_out", "DELETE"): _no_body,
+    ("staff_api.me", "GET"): _no_body,
+    ("staff_api.board", "GET"): _no_body,
+    ("staff_api.queue", "GET"): _no_body,
+    ("staff_api.case", "GET"): _no_body,
+    ("staff_api.act", "POST"): _officer_api_act,
+    ("staff_api.assign_many", "POST"): _officer_api_bulk,
     ("api.provide_information", "POST"): _api_answer,
 }
 
@@ -544,8 +596,9 @@ def _refused_for_sign_in(response: Any) -> bool:
 
 
 def _refused_for_staff(response: Any) -> bool:
-    """No staff session: a form post fails the staff CSRF check, a page sends to staff sign-in."""
-    if response.status_code == 400:
+    """No staff session: a form post fails the staff CSRF check, a page sends to staff sign-in,
+    the staff API answers 401."""
+    if response.status_code in {400, 401}:
         return True
     location = response.headers.get("Location", "")
     return response.status_code in {302, 303} and location.startswith("/staff/sign-in")
