@@ -6,9 +6,9 @@ import secrets
 from uuid import UUID
 
 from domain.casework import Casework
+from tests.casework_fakes import Roster, staff_member
 from tests.e2e.test_allocation_status import submit_one
 from tests.forms import hidden_fields, text_of
-from tests.unit.test_casework import Roster, staff_member
 
 
 def officer_work(app):

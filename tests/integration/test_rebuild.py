@@ -13,21 +13,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
 
 from domain.allocator import Allocator
 from domain.casework import Casework
-from domain.errors import StaffNotFound
 from domain.registry import Registry
-from domain.values import StaffRole, StaffView
 from projections.allocation import AllocationQueries
 from projections.persistence import application_env
 from projections.rebuild import VIEWS, rebuild, status
 from projections.views import make_engine, metadata, migrate
 from projections.worker import Worker
+from tests.casework_fakes import Roster, staff_member
 from tests.conftest import about_you, submit_person
 from tests.integration.servers import carepath_command, carepath_env, run_carepath
 
@@ -40,31 +39,6 @@ def storage(request: pytest.FixtureRequest) -> dict[str, str]:
     return dict(
         request.getfixturevalue("postgres_db" if request.param == "postgres" else "sqlite_env")
     )
-
-
-def staff_member() -> StaffView:
-    return StaffView(
-        id=uuid4(),
-        email="officer@example.org",
-        name="Officer",
-        role=StaffRole.OFFICER,
-        enrolled=True,
-        disabled=False,
-        locked_until=None,
-        active_sessions=1,
-        added_at=datetime(2026, 1, 1, tzinfo=UTC),
-        version=1,
-    )
-
-
-class Roster:
-    def __init__(self, *members: StaffView) -> None:
-        self.members = {m.id: m for m in members}
-
-    def get(self, staff_id: UUID) -> StaffView:
-        if staff_id not in self.members:
-            raise StaffNotFound(str(staff_id))
-        return self.members[staff_id]
 
 
 @dataclass

@@ -15,47 +15,20 @@ import sqlalchemy as sa
 
 from domain.allocator import Allocator
 from domain.casework import Casework
-from domain.errors import StaffNotFound
 from domain.registry import Registry
-from domain.values import StaffRole, StaffView
+from domain.values import StaffView
 from projections import officer as officer_module
 from projections.allocation import AllocationQueries, AllocationView
 from projections.casework import CaseworkView
 from projections.officer import SORTS, BadCursor, OfficerQueries, QueueFilter
 from projections.runner import catch_up
 from projections.views import StaleBatch, make_engine, metadata, migrate
+from tests.casework_fakes import Roster, staff_member
 from tests.conftest import about_you, submit_person
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 CASES = 23  # submitted in intake `test` (capacity 10): 10 hold places, 13 wait
 DRAFTS = 3
-
-
-def staff_member() -> StaffView:
-    return StaffView(
-        id=uuid4(),
-        email="officer@example.org",
-        name="Officer",
-        role=StaffRole.OFFICER,
-        enrolled=True,
-        disabled=False,
-        locked_until=None,
-        active_sessions=1,
-        added_at=datetime(2026, 1, 1, tzinfo=UTC),
-        version=1,
-    )
-
-
-class Roster:
-    """A fake of the Staff application's one query Casework uses."""
-
-    def __init__(self, *members: StaffView) -> None:
-        self.members = {m.id: m for m in members}
-
-    def get(self, staff_id: UUID) -> StaffView:
-        if staff_id not in self.members:
-            raise StaffNotFound(str(staff_id))
-        return self.members[staff_id]
 
 
 @dataclass
