@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from domain.case import Case
 from domain.errors import (
     CarepathError,
     InvalidValue,
@@ -127,7 +126,7 @@ class Casework:
     ) -> Outcome:
         _require_officer(officer)
         text = _text("message", message, required=True)
-        return self._decide(
+        return self._registry.decide(
             case_id,
             "request_information",
             expected_version,
@@ -139,7 +138,7 @@ class Casework:
         self, case_id: UUID, *, officer: StaffView, expected_version: int, idempotency_key: str
     ) -> Outcome:
         _require_officer(officer)
-        return self._decide(
+        return self._registry.decide(
             case_id,
             "accept",
             expected_version,
@@ -163,7 +162,7 @@ class Casework:
         _require_officer(officer)
         chosen = _reasons(reasons, RETURN_REASONS, note)
         text = _text("note", note)
-        return self._decide(
+        return self._registry.decide(
             case_id,
             "return_incomplete",
             expected_version,
@@ -182,7 +181,7 @@ class Casework:
     ) -> Outcome:
         _require_officer(officer)
         text = _text("note", note)
-        return self._decide(
+        return self._registry.decide(
             case_id,
             "approve",
             expected_version,
@@ -203,23 +202,13 @@ class Casework:
         _require_officer(officer)
         chosen = _reasons(reasons, REFUSAL_REASONS, note)
         text = _text("note", note)
-        return self._decide(
+        return self._registry.decide(
             case_id,
             "refuse",
             expected_version,
             idempotency_key,
             lambda case: case.refuse(chosen, text, officer.id, idempotency_key),
         )
-
-    def _decide(
-        self,
-        case_id: UUID,
-        command: str,
-        expected_version: int,
-        idempotency_key: str,
-        change: Callable[[Case], None],
-    ) -> Outcome:
-        return self._registry.decide(case_id, command, expected_version, idempotency_key, change)
 
     def _require_assignee(self, assignee_id: UUID) -> None:
         try:
