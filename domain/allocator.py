@@ -34,6 +34,7 @@ FOLLOWED = (
     Intake.DeadlinesChecked,
     Case.Submitted,
     Case.Withdrawn,
+    Case.ApplicationSubmitted,
     Case.AcceptedForProcessing,
     Case.ReturnedIncomplete,
 )
@@ -143,6 +144,14 @@ class Allocator(EventSourcedProjection[UUID]):
         freed = ledger.release(e.originator_id, "withdrawn")
         if freed is not None:
             ledger.invite_next(freed, self._deadline(ledger, e.timestamp))
+        processing.collect_events(ledger)
+
+    @policy.register
+    def _(self, e: Case.ApplicationSubmitted, processing: ProcessingEvent[UUID]) -> None:
+        # Sent in time (by the event's own time), the offer is taken up; sent at or after the
+        # deadline, it is left for the deadline check to release to the next person waiting.
+        ledger = self._required(e.intake_id)
+        ledger.take_up(e.originator_id, at=e.timestamp)
         processing.collect_events(ledger)
 
     @policy.register

@@ -10,8 +10,11 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import (
+    ApplicationIncomplete,
     CaseActionRefused,
     CaseClosed,
+    DocumentNotFound,
+    DocumentRefused,
     IdempotencyKeyReused,
     IdentityLocked,
     IncompleteRegistration,
@@ -20,11 +23,15 @@ from domain.errors import (
 from domain.identity import reference_index_id
 from domain.values import (
     IDENTITY_FIELDS,
+    MB,
     OFFICER_OPEN,
     STEPS,
+    SYSTEM,
     WITHDRAWABLE,
     CaseStatus,
+    DocumentView,
     InformationRequest,
+    ScanState,
     Step,
 )
 
@@ -171,6 +178,94 @@ class Case(Aggregate):
             assert isinstance(aggregate, Case)
             _record_decision(aggregate, self, CaseStatus.REFUSED, "refuse")
 
+    # Stage two: the invited applicant's details and documents, then the application itself.
+    # A document event records what the content inspection found, never a path from the client.
+
+    class DetailsSaved(Aggregate.Event):
+        section: str
+        answers: dict[str, Any]
+        language: str
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            merged = dict(aggregate.details.get(self.section, {}))
+            merged.update(self.answers)
+            aggregate.details[self.section] = merged
+            aggregate.language = self.language
+            aggregate.outcomes[self.idempotency_key] = ("save_details", self.originator_version)
+
+    class DocumentAdded(Aggregate.Event):
+        document_id: str
+        item: str
+        digest: str
+        size: int
+        media_type: str
+        name: str  # the original file name, sanitised, for display only
+        scan: str  # a ScanState value
+        replaces: str | None  # the document this one replaces, if any
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            if self.replaces is not None:
+                aggregate.documents.pop(self.replaces, None)
+            aggregate.documents[self.document_id] = DocumentView(
+                document_id=self.document_id,
+                item=self.item,
+                digest=self.digest,
+                size=self.size,
+                media_type=self.media_type,
+                name=self.name,
+                uploaded_at=self.timestamp,
+                scan=ScanState(self.scan),
+            )
+            aggregate.document_count += 1
+            aggregate.outcomes[self.idempotency_key] = ("add_document", self.originator_version)
+
+    class DocumentRemoved(Aggregate.Event):
+        document_id: str
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.documents.pop(self.document_id, None)
+            aggregate.outcomes[self.idempotency_key] = ("remove_document", self.originator_version)
+
+    class DocumentScanned(Aggregate.Event):
+        """The virus scanner's late verdict on a document recorded as pending scan."""
+
+        document_id: str
+        verdict: str  # ScanState.CLEAN or ScanState.INFECTED
+        signature: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            found = aggregate.documents.get(self.document_id)
+            if found is not None:
+                aggregate.documents[self.document_id] = replace(found, scan=ScanState(self.verdict))
+
+    class ApplicationSubmitted(Aggregate.Event):
+        intake_id: UUID  # carried so the allocator can route it without loading the case
+        documents: list[dict[str, Any]]  # item, document_id and digest of each, as sent
+        language: str
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.status = CaseStatus.APPLICATION_SUBMITTED
+            aggregate.language = self.language
+            aggregate.application_submitted_at = self.timestamp
+            aggregate.outcomes[self.idempotency_key] = (
+                "submit_application",
+                self.originator_version,
+            )
+
     @event(Registered)
     def __init__(
         self,
@@ -200,6 +295,10 @@ class Case(Aggregate):
         self.decided_at: datetime | None = None
         self.decision_reasons: list[str] = []
         self.decision_note = ""
+        self.details: dict[str, dict[str, Any]] = {}
+        self.documents: dict[str, DocumentView] = {}  # current documents, by id
+        self.document_count = 0  # every document ever added: the next one's id
+        self.application_submitted_at: datetime | None = None
 
     # Queries
 
@@ -305,8 +404,10 @@ class Case(Aggregate):
     def accept_for_processing(
         self, officer_id: UUID, idempotency_key: str, *, holds_place: bool
     ) -> None:
-        if self.status is not CaseStatus.SUBMITTED:
-            raise CaseActionRefused(f"only a submitted case is accepted, not a {self.status} one")
+        if self.status is not CaseStatus.APPLICATION_SUBMITTED:
+            raise CaseActionRefused(
+                f"only a submitted application is accepted, not a {self.status} one"
+            )
         if not holds_place:
             raise CaseActionRefused("the case holds no place, so it cannot be accepted")
         self.trigger_event(
@@ -319,8 +420,10 @@ class Case(Aggregate):
     def return_incomplete(
         self, reasons: list[str], note: str, officer_id: UUID, idempotency_key: str
     ) -> None:
-        if self.status is not CaseStatus.SUBMITTED:
-            raise CaseActionRefused(f"only a submitted case is returned, not a {self.status} one")
+        if self.status is not CaseStatus.APPLICATION_SUBMITTED:
+            raise CaseActionRefused(
+                f"only a submitted application is returned, not a {self.status} one"
+            )
         self.trigger_event(
             self.ReturnedIncomplete,
             intake_id=self.intake_id,
@@ -350,6 +453,129 @@ class Case(Aggregate):
             officer_id=officer_id,
             idempotency_key=idempotency_key,
         )
+
+    # Stage two: the Documents service checks the invitation (which the Ledger holds) and passes
+    # what it found; the case checks what it knows itself.
+
+    def save_details(
+        self,
+        section: str,
+        answers: dict[str, Any],
+        language: str,
+        idempotency_key: str,
+        actor: str,
+    ) -> None:
+        self._require_stage_two()
+        self.trigger_event(
+            self.DetailsSaved,
+            section=section,
+            answers=answers,
+            language=language,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def add_document(
+        self,
+        document: DocumentView,
+        replaces: str | None,
+        idempotency_key: str,
+        actor: str,
+        *,
+        max_files: int,
+        case_bytes: int,
+    ) -> None:
+        """Record a stored document; `document_id` and `uploaded_at` of `document` are ignored."""
+        self._require_documents_open()
+        if replaces is not None and replaces not in self.documents:
+            raise DocumentNotFound(f"no document {replaces} to replace")
+        if replaces is not None and self.documents[replaces].item != document.item:
+            raise CaseActionRefused("a document replaces one of the same checklist item")
+        others = [d for d in self.documents.values() if d.document_id != replaces]
+        if sum(1 for d in others if d.item == document.item) >= max_files:
+            raise DocumentRefused(
+                "too_many_files", f"You can upload at most {max_files} files for this item"
+            )
+        if sum(d.size for d in others) + document.size > case_bytes:
+            raise DocumentRefused(
+                "case_too_large",
+                f"Your documents together must be smaller than {case_bytes // MB} MB",
+            )
+        self.trigger_event(
+            self.DocumentAdded,
+            document_id=f"d{self.document_count + 1}",
+            item=document.item,
+            digest=document.digest,
+            size=document.size,
+            media_type=document.media_type,
+            name=document.name,
+            scan=document.scan.value,
+            replaces=replaces,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def remove_document(self, document_id: str, idempotency_key: str, actor: str) -> None:
+        self._require_documents_open()
+        if document_id not in self.documents:
+            raise DocumentNotFound(f"no document {document_id}")
+        self.trigger_event(
+            self.DocumentRemoved,
+            document_id=document_id,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def record_scan(self, document_id: str, verdict: ScanState, signature: str) -> None:
+        found = self.documents.get(document_id)
+        if found is None or found.scan is not ScanState.PENDING:
+            raise CaseActionRefused(f"document {document_id} is not waiting for a scan")
+        self.trigger_event(
+            self.DocumentScanned,
+            document_id=document_id,
+            verdict=verdict.value,
+            signature=signature,
+            actor=SYSTEM,
+        )
+
+    def submit_application(
+        self,
+        sections: tuple[str, ...],
+        required_items: tuple[str, ...],
+        language: str,
+        idempotency_key: str,
+        actor: str,
+    ) -> None:
+        self._require_stage_two()
+        present = {d.item for d in self.documents.values() if d.present}
+        missing_sections = tuple(s for s in sections if s not in self.details)
+        missing_items = tuple(i for i in required_items if i not in present)
+        if missing_sections or missing_items:
+            raise ApplicationIncomplete(missing_sections, missing_items)
+        self.trigger_event(
+            self.ApplicationSubmitted,
+            intake_id=self.intake_id,
+            documents=[
+                {"item": d.item, "document_id": d.document_id, "digest": d.digest}
+                for d in self.documents.values()
+            ],
+            language=language,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def _require_stage_two(self) -> None:
+        """Only a registered case (its invitation checked by the caller) completes stage two."""
+        if self.status is not CaseStatus.SUBMITTED:
+            raise CaseClosed(f"the application is {self.status.value} and can no longer change")
+
+    def _require_documents_open(self) -> None:
+        """Documents change before the application is sent, or to answer an officer's request."""
+        if self.status is CaseStatus.SUBMITTED:
+            return
+        if self.status in OFFICER_OPEN and self.open_request() is not None:
+            return
+        raise CaseClosed(f"the application is {self.status.value} and can no longer change")
 
     def open_request(self) -> InformationRequest | None:
         for request in self.requests:

@@ -123,3 +123,38 @@ class StaffSessionInvalid(CarepathError):
 
 class NotPermitted(CarepathError):
     """Raised when a staff member's role does not allow the action."""
+
+
+class DocumentRefused(CarepathError):
+    """Raised when an uploaded file breaks a rule: size, type, content or name."""
+
+    def __init__(self, code: str, message: str, **params: str) -> None:
+        super().__init__(message)
+        self.code = code  # e.g. too_large, wrong_type, pdf_active_content, bad_name (the web's)
+        self.message = message
+        self.params = params  # for the translated message: mb (the limit), types
+
+
+class DocumentNotFound(NotFoundError):
+    """Raised when a case has no document with that id, or the blob of a digest is missing."""
+
+
+class NotInvited(ConflictError):
+    """Raised when stage two is attempted by a case holding no open invitation."""
+
+
+class DeadlinePassed(ConflictError):
+    """Raised when stage two is attempted after the invitation's deadline."""
+
+
+class ApplicationIncomplete(ConflictError):
+    """Raised when stage two is submitted with sections or required documents missing."""
+
+    def __init__(self, sections: tuple[str, ...], items: tuple[str, ...]) -> None:
+        super().__init__(f"missing sections {sections}, documents {items}")
+        self.sections = sections
+        self.items = items
+
+
+class ScannerUnavailable(CarepathError):
+    """Raised when the virus scanner cannot be reached or gives no verdict."""

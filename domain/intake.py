@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IntakeStateError
 from domain.identity import NAMESPACE
-from domain.values import IntakeStatus, Policy
+from domain.values import (
+    DEFAULT_CASE_DOCUMENT_BYTES,
+    DEFAULT_CHECKLIST,
+    DEFAULT_SECTIONS,
+    ChecklistItem,
+    IntakeStatus,
+    Policy,
+)
 
 
 class Intake(Aggregate):
@@ -27,6 +35,19 @@ class Intake(Aggregate):
         waitlist_length: int
         pools: dict[str, int]
         actor: str
+        # Stage two (version 2): what invited applicants complete and upload.
+        checklist: list[dict[str, Any]]
+        sections: list[str]
+        case_document_bytes: int
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Intakes defined before stage two existed ask for the pilot's defaults."""
+            state["checklist"] = [item.as_dict() for item in DEFAULT_CHECKLIST]
+            state["sections"] = list(DEFAULT_SECTIONS)
+            state["case_document_bytes"] = DEFAULT_CASE_DOCUMENT_BYTES
 
     class Opened(Aggregate.Event):
         actor: str
@@ -60,8 +81,14 @@ class Intake(Aggregate):
         waitlist_length: int,
         pools: dict[str, int],
         actor: str,
+        checklist: list[dict[str, Any]],
+        sections: list[str],
+        case_document_bytes: int,
     ) -> None:
         self.code = code
+        self.checklist = tuple(ChecklistItem.from_dict(item) for item in checklist)
+        self.sections = tuple(sections)
+        self.case_document_bytes = case_document_bytes
         self.pools = dict(pools)
         self.name = name
         self.stream = stream

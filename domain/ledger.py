@@ -79,7 +79,8 @@ class Ledger(Aggregate):
         reason: str
 
     class OfferTakenUp(Aggregate.Event):
-        """An officer accepted the case for processing: it keeps its place, no deadline runs."""
+        """The holder sent the application in time (or an officer accepted it for processing):
+        it keeps its place, no deadline runs."""
 
         case_id: UUID
 
@@ -203,9 +204,14 @@ class Ledger(Aggregate):
             self._entry_withdrawn(case_id=case_id)
         return None
 
-    def take_up(self, case_id: UUID) -> bool:
-        """The holder of a place has been accepted for processing; False if it holds none."""
-        if case_id not in self.slot_of:
+    def take_up(self, case_id: UUID, at: datetime | None = None) -> bool:
+        """The holder of an offer took it up (sent the application by the deadline, or was
+        accepted for processing): its deadline stops. False if it holds no offer still running,
+        or if `at` is not before the deadline (the expiry will release it)."""
+        deadline = self.deadlines.get(case_id)
+        if case_id not in self.slot_of or deadline is None:
+            return False
+        if at is not None and at >= deadline:
             return False
         self._offer_taken_up(case_id=case_id)
         return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -43,14 +43,21 @@ from domain.intake import CATALOG_ID, Intake, IntakeCatalog
 from domain.policies import commitment, lottery_seed
 from domain.values import (
     APPLICANT,
+    DEFAULT_CASE_DOCUMENT_BYTES,
+    DEFAULT_CHECKLIST,
+    DEFAULT_SECTIONS,
+    DOCUMENT_TYPES,
     GENERAL_POOL,
     LANGUAGES,
+    MB,
     CaseView,
+    ChecklistItem,
     Identity,
     IntakeView,
     Outcome,
     Policy,
     Registration,
+    Section,
     Step,
 )
 
@@ -126,10 +133,15 @@ class Registry(Application[UUID]):
         document_deadline_days: int = 28,
         waitlist_length: int = 0,
         pools: Mapping[str, int] | None = None,
+        checklist: Sequence[ChecklistItem] = DEFAULT_CHECKLIST,
+        sections: Sequence[str] = DEFAULT_SECTIONS,
+        case_document_bytes: int = DEFAULT_CASE_DOCUMENT_BYTES,
         actor: str,
     ) -> UUID:
-        """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places."""
+        """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places;
+        `checklist` and `sections` are what invited applicants upload and complete."""
         pools = dict(pools or {})
+        _check_stage_two(checklist, sections, case_document_bytes)
         if not CODE_PATTERN.match(code):
             raise InvalidValue("code", "use 2-40 lower-case letters, digits and hyphens")
         if not name.strip() or len(name) > 200:
@@ -163,6 +175,9 @@ class Registry(Application[UUID]):
             waitlist_length=waitlist_length,
             pools=pools,
             actor=actor,
+            checklist=[item.as_dict() for item in checklist],
+            sections=list(sections),
+            case_document_bytes=case_document_bytes,
         )
         for _ in range(_CONFLICT_ATTEMPTS):
             catalog = self._catalog()
@@ -374,7 +389,17 @@ class Registry(Application[UUID]):
             decided_at=case.decided_at,
             decision_reasons=tuple(case.decision_reasons),
             decision_note=case.decision_note,
+            details={section: dict(values) for section, values in case.details.items()},
+            documents=tuple(case.documents.values()),
+            application_submitted_at=case.application_submitted_at,
+            document_count=case.document_count,
         )
+
+    def replayed(self, case_id: UUID, idempotency_key: str, command: str) -> Outcome | None:
+        """The outcome of an earlier request with this key, or None if there was none: lets a
+        service skip costly work (streaming an upload) for a request it has already recorded."""
+        done = self._case(case_id).outcome_of(idempotency_key, command)
+        return None if done is None else Outcome(case_id, command, done, replayed=True)
 
     def find_case(self, reference: str) -> UUID:
         """The case id of a reference (as typed: case and hyphens do not matter)."""
@@ -411,7 +436,7 @@ class Registry(Application[UUID]):
         self,
         case_id: UUID,
         command: str,
-        expected_version: int,
+        expected_version: int | None,
         idempotency_key: str,
         change: Callable[[Case], None],
         first_read: Case | None = None,
@@ -425,13 +450,15 @@ class Registry(Application[UUID]):
         A concurrent writer makes the save conflict; the case is then read again, so a duplicate
         of this very request finds its outcome and any other change shows as a stale version.
         `first_read` is the case as the caller has just read it, to save reading it twice.
+        `expected_version` None: the change applies to the case as it is now (documents, which
+        add to a case rather than overwrite what another tab saved).
         """
         for _ in range(_CONFLICT_ATTEMPTS):
             case, first_read = first_read or self._case(case_id), None
             done = case.outcome_of(idempotency_key, command)
             if done is not None:
                 return Outcome(case_id, command, done, replayed=True)
-            if case.version != expected_version:
+            if expected_version is not None and case.version != expected_version:
                 raise StaleVersion(expected_version, case.version)
             change(case)
             try:
@@ -439,7 +466,8 @@ class Registry(Application[UUID]):
             except IntegrityError:
                 continue
             return Outcome(case_id, command, case.version, replayed=False, position=position)
-        raise StaleVersion(expected_version, self._case(case_id).version)
+        current = self._case(case_id).version
+        raise StaleVersion(current if expected_version is None else expected_version, current)
 
     def _case(self, case_id: UUID, version: int | None = None) -> Case:
         try:
@@ -510,6 +538,36 @@ def _identity(answers: Mapping[str, Any]) -> Identity:
         raise InvalidValue("date_of_birth", "must be a date as YYYY-MM-DD") from None
 
 
+ITEM_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _check_stage_two(
+    checklist: Sequence[ChecklistItem], sections: Sequence[str], case_document_bytes: int
+) -> None:
+    keys = [item.key for item in checklist]
+    if len(set(keys)) != len(keys):
+        raise InvalidValue("checklist", "each checklist item needs its own key")
+    for item in checklist:
+        if not ITEM_PATTERN.match(item.key):
+            raise InvalidValue("checklist", f"{item.key!r}: use lower-case letters, digits, _")
+        if not item.name_en.strip() or not item.name_fr.strip():
+            raise InvalidValue("checklist", f"{item.key}: give a name in English and French")
+        unknown = set(item.types) - set(DOCUMENT_TYPES)
+        if not item.types or unknown:
+            raise InvalidValue(
+                "checklist", f"{item.key}: types must be some of {', '.join(DOCUMENT_TYPES)}"
+            )
+        if not 1 <= item.max_bytes <= 100 * MB:
+            raise InvalidValue("checklist", f"{item.key}: max_bytes must be 1 byte to 100 MB")
+        if not 1 <= item.max_files <= 20:
+            raise InvalidValue("checklist", f"{item.key}: max_files must be 1-20")
+    known = {s.value for s in Section}
+    if set(sections) - known or len(set(sections)) != len(sections):
+        raise InvalidValue("sections", f"must be some of {', '.join(sorted(known))}")
+    if case_document_bytes < 1:
+        raise InvalidValue("case_document_bytes", "must be at least 1")
+
+
 def _intake_view(intake: Intake) -> IntakeView:
     return IntakeView(
         id=intake.id,
@@ -525,4 +583,7 @@ def _intake_view(intake: Intake) -> IntakeView:
         pools=dict(intake.pools),
         status=intake.status,
         version=intake.version,
+        checklist=intake.checklist,
+        sections=intake.sections,
+        case_document_bytes=intake.case_document_bytes,
     )

@@ -30,6 +30,7 @@ class CaseStatus(StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
     WITHDRAWN = "withdrawn"
+    APPLICATION_SUBMITTED = "application_submitted"  # stage two sent: details and documents
     ACCEPTED = "accepted"  # accepted for processing: complete, the place is kept
     RETURNED = "returned"  # returned as incomplete: the place went back to the waitlist
     APPROVED = "approved"
@@ -37,10 +38,17 @@ class CaseStatus(StrEnum):
 
 
 # Where officers may still act on a case (assign, request information, decide).
-OFFICER_OPEN: frozenset[CaseStatus] = frozenset({CaseStatus.SUBMITTED, CaseStatus.ACCEPTED})
+OFFICER_OPEN: frozenset[CaseStatus] = frozenset(
+    {CaseStatus.SUBMITTED, CaseStatus.APPLICATION_SUBMITTED, CaseStatus.ACCEPTED}
+)
 # Where an applicant may still withdraw.
 WITHDRAWABLE: frozenset[CaseStatus] = frozenset(
-    {CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED}
+    {
+        CaseStatus.DRAFT,
+        CaseStatus.SUBMITTED,
+        CaseStatus.APPLICATION_SUBMITTED,
+        CaseStatus.ACCEPTED,
+    }
 )
 
 
@@ -121,6 +129,15 @@ class IntakeView:
     pools: dict[str, int]
     status: IntakeStatus
     version: int
+    checklist: tuple[ChecklistItem, ...] = field(default=())
+    sections: tuple[str, ...] = field(default=())
+    case_document_bytes: int = 0
+
+    def checklist_item(self, key: str) -> ChecklistItem | None:
+        for item in self.checklist:
+            if item.key == key:
+                return item
+        return None
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,29 @@ class CaseView:
     decided_at: datetime | None = None
     decision_reasons: tuple[str, ...] = field(default=())
     decision_note: str = ""
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    documents: tuple[DocumentView, ...] = field(default=())
+    application_submitted_at: datetime | None = None
+    document_count: int = 0  # documents ever added; the latest has the id f"d{document_count}"
+
+    def documents_for(self, item: str) -> tuple[DocumentView, ...]:
+        return tuple(d for d in self.documents if d.item == item)
+
+    def document(self, document_id: str) -> DocumentView | None:
+        for found in self.documents:
+            if found.document_id == document_id:
+                return found
+        return None
+
+    @property
+    def missing_items(self) -> tuple[str, ...]:
+        """Required checklist items without a document that counts as present."""
+        present = {d.item for d in self.documents if d.present}
+        return tuple(i.key for i in self.intake.checklist if i.required and i.key not in present)
+
+    @property
+    def missing_sections(self) -> tuple[str, ...]:
+        return tuple(s for s in self.intake.sections if s not in self.details)
 
     @property
     def open_request(self) -> InformationRequest | None:
@@ -237,3 +277,104 @@ class StaffSession:
     staff_id: UUID
     token: str
     expires_at: datetime
+
+
+# Stage two: what an invited applicant completes and uploads before the invitation's deadline.
+
+
+class Section(StrEnum):
+    """The parts of the full application an invited applicant completes (stage two)."""
+
+    WORK_HISTORY = "work_history"
+    LANGUAGE_TEST = "language_test"
+    EDUCATION = "education"
+    JOB_OFFER = "job_offer"
+
+
+DEFAULT_SECTIONS: tuple[str, ...] = tuple(s.value for s in Section)
+
+# Document types an intake may allow, detected from the content: token -> media type.
+DOCUMENT_TYPES: dict[str, str] = {
+    "pdf": "application/pdf",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+}
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One document an intake asks for: its names, whether it is required, types and size."""
+
+    key: str
+    name_en: str
+    name_fr: str
+    required: bool = True
+    types: tuple[str, ...] = ("pdf", "jpeg", "png")
+    max_bytes: int = 10 * MB
+    max_files: int = 5
+
+    def name(self, language: str) -> str:
+        return self.name_fr if language == "fr" else self.name_en
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name_en": self.name_en,
+            "name_fr": self.name_fr,
+            "required": self.required,
+            "types": list(self.types),
+            "max_bytes": self.max_bytes,
+            "max_files": self.max_files,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChecklistItem:
+        return cls(
+            key=str(data["key"]),
+            name_en=str(data["name_en"]),
+            name_fr=str(data["name_fr"]),
+            required=bool(data.get("required", True)),
+            types=tuple(data.get("types", ("pdf", "jpeg", "png"))),
+            max_bytes=int(data.get("max_bytes", 10 * MB)),
+            max_files=int(data.get("max_files", 5)),
+        )
+
+
+# The pilot's checklist, for intakes that define none.
+DEFAULT_CHECKLIST: tuple[ChecklistItem, ...] = (
+    ChecklistItem("identity", "Identity document (passport)", "Pièce d'identité (passeport)"),
+    ChecklistItem("language_test", "Language test result", "Résultat du test de langue"),
+    ChecklistItem("education", "Education credential", "Diplôme ou attestation d'études"),
+    ChecklistItem("care_work", "Proof of care work", "Preuve du travail de soins"),
+    ChecklistItem("police", "Police certificate", "Certificat de police"),
+)
+DEFAULT_CASE_DOCUMENT_BYTES = 100 * MB  # all of one case's current documents together
+
+
+class ScanState(StrEnum):
+    """Whether a document was checked for viruses: only `clean` or `not_scanned` count as present."""
+
+    CLEAN = "clean"
+    NOT_SCANNED = "not_scanned"  # no virus scanner is configured
+    PENDING = "pending"  # a scanner is configured but has not given a verdict yet
+    INFECTED = "infected"
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """One document on a case: what its event recorded (the name is for display only)."""
+
+    document_id: str
+    item: str
+    digest: str  # SHA-256 of the content, hex
+    size: int
+    media_type: str
+    name: str
+    uploaded_at: datetime
+    scan: ScanState
+
+    @property
+    def present(self) -> bool:
+        """Whether it counts towards the checklist: never without a clean verdict when scanned."""
+        return self.scan in (ScanState.CLEAN, ScanState.NOT_SCANNED)

@@ -352,10 +352,18 @@ class AllocationQueries:
             raise ReadModelUnavailable(str(error)) from error
 
     def holds_place(self, case_id: UUID) -> bool:
-        """Whether the case has an offer outstanding: the one state an officer may accept from
-        (casework's `holds_place`; a place already kept is not offered twice)."""
+        """Whether the case holds a place: offered, or taken up by sending the application
+        (casework's `holds_place`: only a case holding a place is accepted for processing)."""
         found = self.of_case(case_id)
-        return found is not None and found.state == "granted"
+        return found is not None and found.state in HOLDING
+
+    def offer_deadline(self, case_id: UUID) -> datetime | None:
+        """The deadline of the case's running invitation, or None if it has none (never invited,
+        waiting, expired, or already taken up by sending the application)."""
+        found = self.of_case(case_id)
+        if found is None or found.state != "granted":
+            return None
+        return found.deadline
 
     def _of_case(self, case_id: UUID) -> Allocation | None:
         t = allocation_status

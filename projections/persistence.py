@@ -130,3 +130,14 @@ def registry_secret(environ: Mapping[str, str]) -> bytes:
         finally:
             draft.unlink()
     return path.read_bytes().strip()
+
+
+def documents_dir(environ: Mapping[str, str]) -> Path:
+    """Where document blobs live: outside the web root, under the data dir unless set."""
+    configured = environ.get("CAREPATH_DOCUMENTS_DIR")
+    return Path(configured).resolve() if configured else data_dir(environ) / "documents"
+
+
+def clamd_url(environ: Mapping[str, str]) -> str | None:
+    """The virus scanner (clamd) to ask, e.g. tcp://127.0.0.1:3310; None: no scanning."""
+    return environ.get("CAREPATH_CLAMD") or None

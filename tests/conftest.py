@@ -71,6 +71,20 @@ def submit_person(registry: Registry, code: str, n: int, pool: str = "general") 
     return done.case_id
 
 
+def send_application(registry: Registry, case_id: Any, key: str | None = None) -> Any:
+    """Record stage two as sent, whatever the checklist: for tests of what officers do next.
+
+    (tests/unit/test_documents.py tests the rules of stage two themselves.)"""
+    key = key or f"send-{case_id}"
+    return registry.decide(
+        case_id,
+        "submit_application",
+        None,
+        key,
+        lambda case: case.submit_application((), (), "en", key, "applicant"),
+    )
+
+
 CONTACT = {"email": "maria@example.org", "phone": "+63 917 123 4567", "country_of_residence": "CA"}
 ELIGIBILITY = {
     "language_level": "5",

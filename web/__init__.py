@@ -58,6 +58,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         holds_place=allocations.holds_place,
     )
 
+    app.extensions["carepath.documents"] = settings.build_documents(
+        app.extensions["carepath.registry"], allocations
+    )
     # First of the request hooks: an overloaded process refuses before doing any other work.
     admission.init_app(
         app,

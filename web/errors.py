@@ -106,6 +106,31 @@ MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
     (domain.NotPermitted, 403, _l("Your staff role does not allow this.")),
     (domain.StaffNotFound, 404, _l("There is no staff member with this email address.")),
     (domain.StaffAlreadyExists, 409, _l("A staff member with this email address already exists.")),
+    (
+        domain.NotInvited,
+        409,
+        _l("Your application has no running invitation, so it cannot be completed now."),
+    ),
+    (
+        domain.DeadlinePassed,
+        409,
+        _l(
+            "The deadline of your invitation has passed, so your application can no longer be "
+            "sent. The place goes to the next person on the waitlist."
+        ),
+    ),
+    (
+        domain.ApplicationIncomplete,
+        409,
+        _l("Some parts of your application are missing. Complete them before you send it."),
+    ),
+    (domain.DocumentRefused, 422, _l("The selected file cannot be accepted.")),
+    (domain.DocumentNotFound, 404, _l("There is no such document on this application.")),
+    (
+        domain.ScannerUnavailable,
+        503,
+        _l("The virus scanner is not answering. Your file was not kept. Try again shortly."),
+    ),
     (domain.IntakeNotFound, 404, _l("There is no intake with this code.")),
     (domain.CaseNotFound, 404, _l("We could not find your application.")),
     (domain.InvalidValue, 422, _l("Some of the information is not valid.")),
@@ -125,6 +150,49 @@ HTTP_MESSAGES: dict[int, Any] = {
     500: _l("Something went wrong on our side. Your saved answers are safe. Try again shortly."),
     503: _l("The service is busy. Your saved answers are safe. Try again in a few seconds."),
 }
+
+
+# Why a file was refused, by the inspector's code (GOV.UK's file-upload wording where it has one).
+DOCUMENT_MESSAGES: dict[str, Any] = {
+    "too_large": _l("The selected file must be smaller than %(mb)s MB."),
+    "empty": _l("The selected file is empty."),
+    "wrong_type": _l("The selected file must be a %(types)s."),
+    "pdf_encrypted": _l("The selected file is password protected. Upload it without a password."),
+    "pdf_malformed": _l(
+        "The selected PDF is damaged and cannot be opened. Save it again and retry."
+    ),
+    "pdf_active_content": _l(
+        "The selected PDF contains active content (JavaScript or actions) and cannot be accepted. "
+        "Print it to a new PDF and upload that."
+    ),
+    "pdf_embedded_files": _l(
+        "The selected PDF has files attached inside it. Upload each document on its own."
+    ),
+    "image_malformed": _l("The selected image is damaged and cannot be opened."),
+    "image_too_many_pixels": _l(
+        "The selected image is too large in pixels. Take a smaller photo or scan and try again."
+    ),
+    "polyglot": _l(
+        "The selected file is not a plain PDF, JPG or PNG: it contains another kind of file."
+    ),
+    "bad_name": _l(
+        "The file name cannot be used: rename the file with letters, digits, spaces, dots or "
+        "dashes (at most 255 characters)."
+    ),
+    "infected": _l("The selected file contains a virus."),
+    "too_many_files": _l("You have uploaded the most files allowed for this document."),
+    "case_too_large": _l(
+        "Your documents together are larger than this application allows. Remove or replace one."
+    ),
+}
+
+
+def document_message(error: domain.DocumentRefused) -> str:
+    template = DOCUMENT_MESSAGES.get(error.code)
+    if template is None:
+        return error.message
+    params = {"mb": "?", "types": "PDF, JPG or PNG", **error.params}
+    return str(template) % params
 
 
 def describe(error: domain.CarepathError) -> tuple[int, str]:
@@ -151,6 +219,13 @@ def _domain_error(error: domain.CarepathError) -> tuple[Response | str, int]:
         extra["errors"] = {error.field: [error.message]}
     if isinstance(error, domain.StaleVersion):
         extra["current_version"] = error.actual
+    if isinstance(error, domain.DocumentRefused):
+        message = document_message(error)
+        extra["errors"] = {"file": [message]}
+        extra["reason"] = error.code
+    if isinstance(error, domain.ApplicationIncomplete):
+        extra["missing_sections"] = list(error.sections)
+        extra["missing_documents"] = list(error.items)
     return error_response(status, message, **extra)
 
 

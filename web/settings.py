@@ -14,7 +14,11 @@ from typing import Any
 from cachelib import FileSystemCache
 
 from domain.allocator import Allocator
+from domain.blobs import FilesystemBlobStore
+from domain.documents import Documents, Offers
+from domain.inspection import ContentInspector
 from domain.registry import Registry
+from domain.scanning import ClamdScanner
 from domain.staff import Staff
 from projections import persistence
 from web.credentials import WebCredentials
@@ -38,6 +42,9 @@ class Settings:
     max_in_flight: int
     admission_wait_seconds: float
     retry_after_seconds: int
+    documents_dir: Path
+    clamd_url: str | None
+    tus_threshold: int  # the JSON API takes larger files only through resumable (tus) uploads
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +67,9 @@ class Settings:
             max_in_flight=int(environ.get("CAREPATH_MAX_IN_FLIGHT", "32")),
             admission_wait_seconds=float(environ.get("CAREPATH_ADMISSION_WAIT_MS", "500")) / 1000,
             retry_after_seconds=int(environ.get("CAREPATH_RETRY_AFTER", "5")),
+            documents_dir=persistence.documents_dir(environ),
+            clamd_url=persistence.clamd_url(environ),
+            tus_threshold=int(environ.get("CAREPATH_TUS_THRESHOLD", str(1024 * 1024))),
             overrides=overrides,
         )
 
@@ -71,6 +81,16 @@ class Settings:
         """The Allocator as the web reads it: the head of its log and its position only."""
         env = persistence.application_env(self.environ, Allocator.name, create_table=False)
         return Allocator(env=env)
+
+    def build_documents(self, registry: Registry, offers: Offers) -> Documents:
+        """Stage two: blobs under the documents dir, checked by content, scanned if configured."""
+        return Documents(
+            registry,
+            FilesystemBlobStore(self.documents_dir),
+            ContentInspector(),
+            offers,
+            scanner=ClamdScanner.from_url(self.clamd_url) if self.clamd_url else None,
+        )
 
     def staff_credentials(self) -> WebCredentials:
         return WebCredentials(self.secret)

@@ -23,7 +23,7 @@ from domain.registry import Registry
 from domain.values import CaseStatus, StaffRole, StaffView
 from projections.runner import catch_up
 from tests.casework_fakes import Roster, staff_member
-from tests.conftest import SECRET, submit_person
+from tests.conftest import SECRET, send_application, submit_person
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -207,6 +207,7 @@ def test_accepting_needs_a_place_and_approving_needs_acceptance(
     registry, casework, officer, places
 ):
     case_id = submit_person(registry, "test", 1)
+    send_application(registry, case_id)
     version = registry.get_case(case_id).version
     with pytest.raises(CaseActionRefused):
         casework.approve(
@@ -240,6 +241,7 @@ def test_accepting_needs_a_place_and_approving_needs_acceptance(
 
 def test_a_refusal_needs_known_reasons_and_other_needs_a_note(registry, casework, officer, places):
     case_id = submit_person(registry, "test", 1)
+    send_application(registry, case_id)
     places.add(case_id)
     accepted = casework.accept_for_processing(
         case_id,
@@ -282,6 +284,7 @@ def test_two_officers_deciding_one_case_at_once_one_succeeds_the_other_gets_a_co
     other = staff_member()
     casework = Casework(registry, Roster(officer, other), holds_place=lambda c: True)  # type: ignore[arg-type]
     case_id = submit_person(registry, "test", 1)
+    send_application(registry, case_id)
     accepted = casework.accept_for_processing(
         case_id,
         officer=officer,
@@ -376,6 +379,7 @@ def test_returning_a_place_holder_as_incomplete_invites_the_next_on_the_waitlist
     try:
         holder, waiting = submit_person(registry, "one", 1), submit_person(registry, "one", 2)
         catch_up(registry, allocator)
+        send_application(registry, holder)
 
         casework.return_incomplete(
             holder,
@@ -414,6 +418,7 @@ def test_an_accepted_case_keeps_its_place_past_the_deadline(officer):
     try:
         holder = submit_person(registry, "one", 1)
         catch_up(registry, allocator)
+        send_application(registry, holder)
         casework.accept_for_processing(
             holder,
             officer=officer,

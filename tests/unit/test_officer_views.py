@@ -24,7 +24,7 @@ from projections.officer import SORTS, BadCursor, OfficerQueries, QueueFilter
 from projections.runner import catch_up
 from projections.views import StaleBatch, make_engine, metadata, migrate
 from tests.casework_fakes import Roster, staff_member
-from tests.conftest import about_you, submit_person
+from tests.conftest import about_you, send_application, submit_person
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 CASES = 23  # submitted in intake `test` (capacity 10): 10 hold places, 13 wait
@@ -165,7 +165,8 @@ def test_filters_narrow_the_queue_by_status_place_assignee_and_reference(world):
     c.assign(
         waiting, world.other.id, officer=world.officer, expected_version=4, idempotency_key="a2"
     )
-    c.accept_for_processing(held, officer=world.officer, expected_version=5, idempotency_key="a3")
+    send_application(world.registry, held)
+    c.accept_for_processing(held, officer=world.officer, expected_version=6, idempotency_key="a3")
     world.registry.withdraw(leaving, expected_version=4, reason="x", idempotency_key="w1")
     world.settle()
     now = datetime.now(UTC)
@@ -193,7 +194,7 @@ def test_filters_narrow_the_queue_by_status_place_assignee_and_reference(world):
         for r in world.queries.queue(QueueFilter(now=now), limit=100).rows
         if r.case_id == held.hex
     )
-    assert (row.assigned_to, row.status, row.version) == (world.officer.id.hex, "accepted", 6)
+    assert (row.assigned_to, row.status, row.version) == (world.officer.id.hex, "accepted", 7)
 
 
 def test_age_buckets_split_at_31_and_61_days_since_submission(world):
@@ -237,8 +238,9 @@ def test_a_cursor_of_another_order_or_a_damaged_one_is_refused(world):
 
 def test_the_board_counts_cases_and_places_per_pool_with_totals(world):
     c, first = world.casework, world.submitted[0]
-    c.accept_for_processing(first, officer=world.officer, expected_version=4, idempotency_key="k1")
-    c.approve(first, "fine", officer=world.officer, expected_version=5, idempotency_key="k2")
+    send_application(world.registry, first)
+    c.accept_for_processing(first, officer=world.officer, expected_version=5, idempotency_key="k1")
+    c.approve(first, "fine", officer=world.officer, expected_version=6, idempotency_key="k2")
     world.registry.withdraw(
         world.submitted[1], expected_version=4, reason="x", idempotency_key="k3"
     )
