@@ -163,7 +163,7 @@ class Documents:
             return self._store_and_record(case, item, source, name, idempotency_key, replaces)
         except DocumentRefused as refused:
             refused.params.setdefault("mb", _megabytes(item.max_bytes))
-            refused.params.setdefault("types", " / ".join(t.upper() for t in item.types))
+            refused.params["allowed"] = ",".join(item.types)  # the web lists them translated
             raise
 
     def _store_and_record(

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, ses
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 
+from domain.documents import Documents, StageTwo
 from domain.registry import Registry
 from domain.values import STEPS, CaseView, IntakeStatus, IntakeView, Outcome
 from projections.allocation import Allocation, AllocationQueries, ReadModelUnavailable
@@ -28,6 +29,7 @@ from web.schemas import (
     flatten,
     shared,
 )
+from web.sections import SECTION_SCHEMAS, clean_section
 
 bp = Blueprint("api", __name__)
 
@@ -289,3 +291,89 @@ def provide_information() -> Response:
             idempotency_key=key,
         )
     )
+
+
+# Stage two: the invited applicant's details and the application itself (documents are
+# uploaded through web/uploads_api.py, under /api/v1/case/documents and /api/v1/case/uploads).
+
+
+def documents_service() -> Documents:
+    service: Documents = current_app.extensions["carepath.documents"]
+    return service
+
+
+def application_json(stage: StageTwo) -> dict[str, Any]:
+    case = stage.case
+    return {
+        "reference": case.reference,
+        "status": case.status.value,
+        "version": case.version,
+        "deadline": stage.deadline.isoformat() if stage.deadline else None,
+        "open": stage.open,
+        "sections": {
+            name: {"saved": name in case.details, "answers": case.details.get(name)}
+            for name in case.intake.sections
+        },
+        "missing_sections": list(case.missing_sections),
+        "missing_documents": list(case.missing_items),
+        "documents_url": "/api/v1/case/documents",
+        "submitted_at": case.application_submitted_at.isoformat()
+        if case.application_submitted_at
+        else None,
+        "documents": [
+            {"document_id": d.document_id, "item": d.item, "digest": d.digest, "size": d.size}
+            for d in case.documents
+        ],
+    }
+
+
+@bp.get("/case/application")
+def application() -> Response:
+    """Stage two: the deadline, the sections saved, what is still missing."""
+    return jsonify(application_json(documents_service().stage_two(signed_in_case_id())))
+
+
+@bp.put("/case/application/sections/<section>")
+def save_section(section: str) -> Response:
+    if section not in SECTION_SCHEMAS:
+        abort(404)
+    case_id = signed_in_case_id()
+    key = idempotency_key()
+    envelope = body(shared(ApiStepSchema))
+    try:
+        answers = clean_section(shared(SECTION_SCHEMAS[section]).load(envelope["answers"]))
+    except ValidationError as invalid:
+        raise Invalid({f"answers.{k}": v for k, v in flatten(invalid.messages).items()}) from None
+    return outcome_json(
+        documents_service().save_details(
+            case_id,
+            section,
+            answers,
+            expected_version=envelope["version"],
+            language=current_language(),
+            idempotency_key=key,
+        )
+    )
+
+
+@bp.post("/case/application/submission")
+def submit_application() -> Response:
+    """Send stage two; 409 names the missing sections and documents."""
+    case_id = signed_in_case_id()
+    key = idempotency_key()
+    envelope = body(shared(ApiVersionSchema))
+    outcome = documents_service().submit_application(
+        case_id,
+        expected_version=envelope["version"],
+        language=current_language(),
+        idempotency_key=key,
+    )
+    response = jsonify(
+        {
+            "command": outcome.command,
+            "version": outcome.version,
+            "receipt": application_json(documents_service().stage_two(case_id)),
+        }
+    )
+    response.headers["Idempotent-Replayed"] = "true" if outcome.replayed else "false"
+    return response

@@ -191,8 +191,20 @@ def document_message(error: domain.DocumentRefused) -> str:
     template = DOCUMENT_MESSAGES.get(error.code)
     if template is None:
         return error.message
-    params = {"mb": "?", "types": "PDF, JPG or PNG", **error.params}
+    params = {"mb": "?", **error.params}
+    params["types"] = type_list(error.params.get("allowed", "pdf,jpeg,png").split(","))
     return str(template) % params
+
+
+TYPE_NAMES = {"pdf": "PDF", "jpeg": "JPG", "png": "PNG"}
+
+
+def type_list(tokens: list[str]) -> str:
+    """ "PDF, JPG or PNG" in the request's language."""
+    names = [TYPE_NAMES.get(t, t.upper()) for t in tokens]
+    if len(names) == 1:
+        return names[0]
+    return _("%(some)s or %(last)s", some=", ".join(names[:-1]), last=names[-1])
 
 
 def describe(error: domain.CarepathError) -> tuple[int, str]:

@@ -160,6 +160,11 @@ def _choice(label: Any, choices: Any) -> fields.String:
     )
 
 
+# For the stage-two sections (web/sections.py), which ask the same kinds of questions.
+number_field = _number
+choice_field = _choice
+
+
 # marshmallow's own schema-level messages, made translatable (same English wording).
 SCHEMA_MESSAGES: dict[str, Any] = {
     "unknown": _l("Unknown field."),
