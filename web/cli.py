@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +23,7 @@ from projections.persistence import application_env
 from projections.runner import catch_up
 from projections.views import migrate
 from web import create_app
+from web.checklists import ChecklistFileError, read_checklist
 from web.settings import Settings
 
 OPERATOR = "operator:cli"
@@ -51,7 +53,9 @@ def registry(*, create_table: bool = False) -> Iterator[Registry]:
     try:
         yield built
     except InvalidValue as invalid:
-        hint = "--pool" if invalid.field == "pools" else f"--{invalid.field.replace('_', '-')}"
+        hint = {"pools": "--pool", "checklist": "--checklist", "sections": "--checklist"}.get(
+            invalid.field, f"--{invalid.field.replace('_', '-')}"
+        )
         raise click.BadParameter(invalid.message, param_hint=hint) from None
     except CarepathError as refused:
         raise click.ClickException(str(refused)) from None
@@ -124,7 +128,12 @@ def _when(value: str | None, option: str) -> datetime | None:
     metavar="NAME=PLACES",
     help="a reserved pool, e.g. alternate_format=100 (repeatable)",
 )
-def intake_create(pools: tuple[str, ...], **options: Any) -> None:
+@click.option(
+    "--checklist",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML or JSON file: documents, sections and limits of stage two (default: the pilot's)",
+)
+def intake_create(pools: tuple[str, ...], checklist: Path | None, **options: Any) -> None:
     """Define a new intake (it opens with `carepath intake open`, or at --opens-at)."""
     reserved: dict[str, int] = {}
     for pool in pools:
@@ -133,6 +142,16 @@ def intake_create(pools: tuple[str, ...], **options: Any) -> None:
             raise click.BadParameter(f"{pool!r} is not NAME=PLACES", param_hint="--pool")
         reserved[name] = int(places)
     options["pools"] = reserved
+    if checklist is not None:
+        try:
+            stage_two = read_checklist(checklist)
+        except ChecklistFileError as bad:
+            raise click.BadParameter(str(bad), param_hint="--checklist") from None
+        options.update(
+            checklist=stage_two.checklist,
+            sections=stage_two.sections,
+            case_document_bytes=stage_two.case_document_bytes,
+        )
     opens_at = _when(options.pop("opens_at"), "--opens-at")
     closes_at = _when(options.pop("closes_at"), "--closes-at")
     with registry() as built:
@@ -290,5 +309,6 @@ def web(bind: str, workers: int | None, threads: int, backlog: int) -> None:
     Server().run()
 
 
+from web import cli_documents as _document_commands  # noqa: E402, F401  (`carepath documents`)
 from web import cli_projections  # noqa: E402, F401  (registers `carepath projections` on cli)
 from web import cli_staff as _staff_commands  # noqa: E402, F401  (`carepath staff`)

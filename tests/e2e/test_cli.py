@@ -129,3 +129,42 @@ def test_audit_of_an_undrawn_intake_fails(run):
     audited = run("audit", "draw", "nodraw")
     assert audited.exit_code == 1
     assert "FAIL the ledger records one draw" in audited.output
+
+
+def test_an_intake_takes_its_checklist_from_a_toml_file_and_a_bad_file_is_named(
+    run, sqlite_env, tmp_path
+):
+    good = tmp_path / "stage-two.toml"
+    good.write_text(
+        'sections = ["language_test"]\ncase_document_mb = 20\n\n[[item]]\nkey = "identity"\n'
+        'name_en = "Passport"\nname_fr = "Passeport"\ntypes = ["pdf"]\nmax_mb = 2\n'
+        "max_files = 1\n",
+        encoding="utf-8",
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[item]]\nkey = "identity"\nname_en = "Passport"\n', encoding="utf-8")
+
+    created = run(
+        "intake", "create", "--code", "own", "--name", "Own", "--capacity", "3",
+        "--checklist", str(good),
+    )  # fmt: skip
+    refused = run(
+        "intake", "create", "--code", "bad", "--name", "Bad", "--capacity", "3",
+        "--checklist", str(bad),
+    )  # fmt: skip
+
+    assert created.exit_code == 0, created.output
+    registry = registry_for(sqlite_env)
+    try:
+        intake = registry.get_intake("own")
+        assert [i.key for i in intake.checklist] == ["identity"]
+        assert intake.checklist[0].max_bytes == 2 * 1024 * 1024
+        assert intake.checklist[0].types == ("pdf",)
+        assert intake.sections == ("language_test",)
+        assert intake.case_document_bytes == 20 * 1024 * 1024
+        assert "bad" not in [i.code for i in registry.list_intakes()]
+    finally:
+        registry.close()
+    assert refused.exit_code == 2
+    assert "--checklist" in refused.output
+    assert "item 1: missing name_fr" in refused.output
