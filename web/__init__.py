@@ -24,6 +24,7 @@ from web import (
     staff,
     staff_api,
     staff_auth,
+    uploads_api,
 )
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
@@ -82,6 +83,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(applicant.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
+    app.register_blueprint(uploads_api.bp, url_prefix="/api/v1/case")
+    csrf.exempt(uploads_api.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(officer.bp)
     app.register_blueprint(staff_api.bp, url_prefix="/api/v1/staff")

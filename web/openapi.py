@@ -274,6 +274,7 @@ def build_spec() -> dict[str, Any]:
         },
     )
     _staff_paths(spec)
+    _upload_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     document["servers"] = [{"url": "/api/v1"}]
     return document
@@ -422,5 +423,225 @@ def _staff_paths(spec: APISpec) -> None:
                     "422": ERROR,
                 },
             }
+        },
+    )
+
+
+# Documents: whole-file uploads, tus 1.0 resumable uploads, the list and downloads (web/uploads_api.py)
+
+TUS_RESUMABLE = {
+    "name": "Tus-Resumable",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "enum": ["1.0.0"]},
+}
+NOT_INVITED = {"description": "No running invitation, the deadline passed, or the case is closed"}
+REFUSED = {
+    "description": "The file was refused (size, type, content or name): `errors.file` says why, "
+    "`reason` gives the code; nothing was stored",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _upload_paths(spec: APISpec) -> None:
+    spec.components.schema(
+        "Document",
+        {
+            "type": "object",
+            "properties": {
+                "document_id": {"type": "string"},
+                "item": {"type": "string"},
+                "digest": {"type": "string", "description": "SHA-256, hex"},
+                "size": {"type": "integer"},
+                "media_type": {"type": "string", "description": "detected from the content"},
+                "name": {"type": "string", "description": "for display only"},
+                "scan": {"type": "string", "enum": ["clean", "not_scanned", "pending", "infected"]},
+                "present": {"type": "boolean"},
+                "uploaded_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    )
+    document = {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}}
+    key = {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "description": "PUT: a checklist item's key; GET and DELETE: a document id",
+        "schema": {"type": "string"},
+    }
+    upload_id = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec.path(
+        "/case/documents",
+        operations={
+            "get": {
+                "summary": "Your documents, and each checklist item with what is present or missing",
+                "responses": {
+                    "200": {"description": "`documents`, `checklist`, `missing`"},
+                    "401": UNAUTHORISED,
+                },
+            }
+        },
+    )
+    # One path for both: PUT names a checklist item, GET and DELETE a document (OpenAPI has
+    # no two templates of the same shape).
+    spec.path(
+        "/case/documents/{key}",
+        parameters=[key],
+        operations={
+            "put": {
+                "summary": "Upload one file (up to the resumable threshold, CAREPATH_TUS_THRESHOLD) "
+                "for a checklist item; its type is detected from the content",
+                "parameters": [
+                    IDEMPOTENCY,
+                    {
+                        "name": "Upload-Filename",
+                        "in": "header",
+                        "required": True,
+                        "description": "the file's name, percent-encoded UTF-8 (display only)",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "replaces",
+                        "in": "query",
+                        "required": False,
+                        "description": "a document of the same item this one replaces",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "Recorded; Location names it", "content": document},
+                    "200": {
+                        "description": "A replay: the document recorded first",
+                        "content": document,
+                    },
+                    "401": UNAUTHORISED,
+                    "404": {"description": "No such document to replace"},
+                    "409": NOT_INVITED,
+                    "411": {"description": "No Content-Length"},
+                    "413": {"description": "Larger than the threshold: use /case/uploads"},
+                    "422": REFUSED,
+                },
+            },
+            "get": {
+                "summary": "Download your document: an attachment of its detected type",
+                "responses": {
+                    "200": {
+                        "description": "The content (Content-Disposition: attachment, nosniff)",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "401": UNAUTHORISED,
+                    "404": {"description": "No such document on your case"},
+                },
+            },
+            "delete": {
+                "summary": "Remove a document",
+                "parameters": [IDEMPOTENCY],
+                "responses": {
+                    "200": OUTCOME,
+                    "401": UNAUTHORISED,
+                    "404": {"description": "No such document"},
+                    "409": NOT_INVITED,
+                },
+            },
+        },
+    )
+    spec.path(
+        "/case/uploads",
+        operations={
+            "options": {
+                "summary": "tus discovery: Tus-Version, Tus-Extension (creation), Tus-Max-Size",
+                "responses": {"204": {"description": "tus headers"}, "401": UNAUTHORISED},
+            },
+            "post": {
+                "summary": "tus creation: a resumable upload bound to your case",
+                "parameters": [
+                    TUS_RESUMABLE,
+                    {
+                        "name": "Upload-Length",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                    {
+                        "name": "Upload-Metadata",
+                        "in": "header",
+                        "required": True,
+                        "description": "tus metadata: `item`, `filename`, optional `replaces`, "
+                        "each value base64 of UTF-8",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "201": {"description": "Created; Location is the upload's URL"},
+                    "401": UNAUTHORISED,
+                    "409": NOT_INVITED,
+                    "412": {"description": "Tus-Resumable missing or not 1.0.0"},
+                    "413": {"description": "Larger than the checklist item allows"},
+                    "422": ERROR,
+                },
+            },
+        },
+    )
+    spec.path(
+        "/case/uploads/{upload_id}",
+        parameters=[upload_id],
+        operations={
+            "head": {
+                "summary": "tus: the stored offset (Upload-Offset, Upload-Length; "
+                "Carepath-Document-Id once recorded)",
+                "parameters": [TUS_RESUMABLE],
+                "responses": {
+                    "200": {"description": "Offsets"},
+                    "404": {"description": "No such upload on your case"},
+                },
+            },
+            "get": {
+                "summary": "The upload as JSON: offset, length, complete, document_id",
+                "responses": {
+                    "200": {"description": "The upload"},
+                    "404": {"description": "No such upload on your case"},
+                },
+            },
+            "patch": {
+                "summary": "tus: append bytes at Upload-Offset; the last byte records the document",
+                "parameters": [
+                    TUS_RESUMABLE,
+                    {
+                        "name": "Upload-Offset",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/offset+octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "responses": {
+                    "204": {"description": "Stored and fsynced; Upload-Offset is the new offset"},
+                    "404": {"description": "No such upload on your case"},
+                    "409": {"description": "Upload-Offset is not the stored offset"},
+                    "412": {"description": "Tus-Resumable missing or not 1.0.0"},
+                    "415": {"description": "Not application/offset+octet-stream"},
+                    "422": REFUSED,
+                    "423": {"description": "Another request is appending to this upload"},
+                },
+            },
         },
     )
