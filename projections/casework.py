@@ -2,7 +2,9 @@
 
 Built only from the Registry's log (the Case events), so dropping the tables and replaying
 rebuilds them exactly. No personal data goes in: references, ids, statuses, dates, step names,
-reason codes and what officers wrote; never an applicant's answers.
+reason codes and what officers wrote; never an applicant's answers. Documents are listed by
+checklist item, digest, size, detected type and the sanitised original name (for officers'
+lists); every digest any event names is kept for ever, for the blob collector.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from domain.case import Case
@@ -23,9 +26,11 @@ from domain.values import CaseStatus
 from projections.views import (
     FollowingView,
     case_counts,
+    case_documents,
     case_minutes,
     case_timeline,
     cases,
+    document_digests,
     minute_of,
     select_in,
     upsert,
@@ -43,9 +48,25 @@ FOLLOWED = (
     Case.ReturnedIncomplete,
     Case.Approved,
     Case.Refused,
+    Case.DetailsSaved,
+    Case.DocumentAdded,
+    Case.DocumentRemoved,
+    Case.DocumentScanned,
+    Case.ApplicationSubmitted,
 )
 
-METRICS = ("registered", "submitted", "withdrawn", "accepted", "returned", "approved", "refused")
+METRICS = (
+    "registered",
+    "submitted",
+    "withdrawn",
+    "application_submitted",
+    "accepted",
+    "returned",
+    "approved",
+    "refused",
+)
+# A document's place in its case's history.
+CURRENT, REPLACED, REMOVED = "current", "replaced", "removed"
 
 
 class CaseworkTables(NamedTuple):
@@ -55,9 +76,13 @@ class CaseworkTables(NamedTuple):
     case_counts: sa.Table
     case_minutes: sa.Table
     case_timeline: sa.Table
+    case_documents: sa.Table
+    document_digests: sa.Table
 
 
-LIVE = CaseworkTables(cases, case_counts, case_minutes, case_timeline)
+LIVE = CaseworkTables(
+    cases, case_counts, case_minutes, case_timeline, case_documents, document_digests
+)
 
 
 def staff(officer_id: Any) -> str:
@@ -73,6 +98,9 @@ class _Batch:
     counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     minutes: dict[tuple[str, datetime], list[int]] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    documents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    changed_documents: set[tuple[str, str]] = field(default_factory=set)
+    digests: dict[str, int] = field(default_factory=dict)  # digest -> first position naming it
 
     def row(self, e: Any) -> dict[str, Any]:
         found = self.rows.get(e.originator_id.hex)
@@ -90,6 +118,25 @@ class _Batch:
     def per_minute(self, row: dict[str, Any], at: datetime, column: int) -> None:
         tally = self.minutes.setdefault((row["intake_id"], minute_of(at)), [0, 0])
         tally[column] += 1
+
+    def document(self, e: Any, document_id: str | None) -> dict[str, Any] | None:
+        """The case's document row, to change; None if it has none by that id (the aggregate
+        ignores such a reference too, so the view does)."""
+        if document_id is None:
+            return None
+        key = (e.originator_id.hex, document_id)
+        found = self.documents.get(key)
+        if found is not None:
+            self.changed_documents.add(key)
+        return found
+
+    def add_document(self, row: dict[str, Any]) -> None:
+        key = (row["case_id"], row["document_id"])
+        self.documents[key] = row
+        self.changed_documents.add(key)
+
+    def referenced(self, digest: str, position: int) -> None:
+        self.digests.setdefault(digest, position)
 
     def note(self, e: Any, position: int, what: str, actor: str, **details: Any) -> None:
         self.timeline.append(
@@ -118,11 +165,25 @@ class CaseworkView(FollowingView):
         t = self.tables
         ids = list(dict.fromkeys(e.originator_id.hex for e, _ in items))
         batch = _Batch(
-            rows={row["case_id"]: row for row in select_in(connection, t.cases, "case_id", ids)}
+            rows={row["case_id"]: row for row in select_in(connection, t.cases, "case_id", ids)},
+            documents={
+                (row["case_id"], row["document_id"]): row
+                for row in select_in(connection, t.case_documents, "case_id", ids)
+            },
         )
         for domain_event, tracking in items:
             self.apply(domain_event, tracking.notification_id, batch)
         upsert(connection, t.cases, [batch.rows[case_id] for case_id in sorted(batch.changed)])
+        upsert(
+            connection,
+            t.case_documents,
+            [batch.documents[key] for key in sorted(batch.changed_documents)],
+        )
+        _insert_new(
+            connection,
+            t.document_digests,
+            [{"digest": d, "first_position": p} for d, p in sorted(batch.digests.items())],
+        )
         upsert(
             connection,
             t.case_counts,
@@ -240,6 +301,82 @@ class CaseworkView(FollowingView):
     def _(self, e: Case.Refused, position: int, batch: _Batch) -> None:
         self._decided(e, position, batch, CaseStatus.REFUSED, "refused", reasons=list(e.reasons))
 
+    # Stage two: the applicant's details (only which section was saved goes in), documents and
+    # the application itself.
+
+    @apply.register
+    def _(self, e: Case.DetailsSaved, position: int, batch: _Batch) -> None:
+        batch.row(e)
+        batch.note(e, position, "details_saved", e.actor, section=e.section)
+
+    @apply.register
+    def _(self, e: Case.DocumentAdded, position: int, batch: _Batch) -> None:
+        batch.row(e)
+        replaced = batch.document(e, e.replaces)
+        if replaced is not None:
+            replaced.update(state=REPLACED, ended_at=e.timestamp)
+        batch.add_document(
+            {
+                "case_id": e.originator_id.hex,
+                "document_id": e.document_id,
+                "item": e.item,
+                "digest": e.digest,
+                "size": e.size,
+                "media_type": e.media_type,
+                "name": e.name,
+                "scan": e.scan,
+                "state": CURRENT,
+                "replaces": e.replaces,
+                "uploaded_at": e.timestamp,
+                "ended_at": None,
+                "position": position,
+            }
+        )
+        batch.referenced(e.digest, position)
+        batch.note(
+            e,
+            position,
+            "document_added",
+            e.actor,
+            document_id=e.document_id,
+            item=e.item,
+            replaces=e.replaces,
+            scan=e.scan,
+        )
+
+    @apply.register
+    def _(self, e: Case.DocumentRemoved, position: int, batch: _Batch) -> None:
+        batch.row(e)
+        removed = batch.document(e, e.document_id)
+        if removed is not None and removed["state"] == CURRENT:
+            removed.update(state=REMOVED, ended_at=e.timestamp)
+        batch.note(e, position, "document_removed", e.actor, document_id=e.document_id)
+
+    @apply.register
+    def _(self, e: Case.DocumentScanned, position: int, batch: _Batch) -> None:
+        batch.row(e)
+        scanned = batch.document(e, e.document_id)
+        if scanned is not None and scanned["state"] == CURRENT:
+            scanned["scan"] = e.verdict
+        batch.note(
+            e,
+            position,
+            "document_scanned",
+            e.actor,
+            document_id=e.document_id,
+            verdict=e.verdict,
+            signature=e.signature,
+        )
+
+    @apply.register
+    def _(self, e: Case.ApplicationSubmitted, position: int, batch: _Batch) -> None:
+        row = batch.row(e)
+        row["status"] = CaseStatus.APPLICATION_SUBMITTED.value
+        batch.count(row, "application_submitted")
+        for sent in e.documents:
+            batch.referenced(str(sent["digest"]), position)
+        batch.note(e, position, "application_submitted", e.actor, documents=len(e.documents))
+
     @staticmethod
     def _decided(
         e: Any, position: int, batch: _Batch, status: CaseStatus, what: str, **details: Any
@@ -248,3 +385,12 @@ class CaseworkView(FollowingView):
         row.update(status=status.value, decided_at=e.timestamp)
         batch.count(row, what)
         batch.note(e, position, what, staff(e.officer_id), note=e.note, **details)
+
+
+def _insert_new(connection: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows whose key is not there yet; leave those already there as they are."""
+    if not rows:
+        return
+    insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+    keys = [c.name for c in table.primary_key.columns]
+    connection.execute(insert(table).on_conflict_do_nothing(index_elements=keys), list(rows))

@@ -36,6 +36,7 @@ CASE_METRICS = (
     "registered",
     "submitted",
     "withdrawn",
+    "application_submitted",
     "accepted",
     "returned",
     "approved",
@@ -66,7 +67,7 @@ class PoolCounts:
     """One pool's counters (or every pool's, in Board.totals).
 
     `cases` counts cases that ever reached a step of casework (registered, submitted, withdrawn,
-    accepted, returned, approved, refused); `places` counts cases in each allocation state now
+    application_submitted, accepted, returned, approved, refused); `places` counts cases in each allocation state now
     (granted: an offer outstanding; accepted: the place kept; waitlisted, entered, not_selected,
     withdrawn, expired, returned_incomplete).
     """
@@ -125,6 +126,7 @@ class Board:
         "submitted",
         "entered",
         "granted",
+        "application_submitted",
         "accepted",
         "waitlisted",
         "expired",

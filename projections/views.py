@@ -138,7 +138,7 @@ cases = sa.Table(
     sa.Column("reference", sa.String(20), nullable=False),
     sa.Column("intake_id", sa.String(32), nullable=False),
     sa.Column("pool", sa.String(40), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("assigned_to", sa.String(32)),
     sa.Column("open_request", sa.Boolean, nullable=False),
     sa.Column("registered_at", UTCDateTime(), nullable=False),
@@ -167,13 +167,13 @@ for _name, _columns in CASES_INDEXES:
     sa.Index(_name, *(cases.c[c] for c in _columns))
 
 # Cases per intake and pool that ever reached each step: registered, submitted, withdrawn,
-# accepted, returned, approved, refused.
+# application_submitted, accepted, returned, approved, refused.
 case_counts = sa.Table(
     "case_counts",
     metadata,
     sa.Column("intake_id", sa.String(32), primary_key=True),
     sa.Column("pool", sa.String(40), primary_key=True),
-    sa.Column("metric", sa.String(16), primary_key=True),
+    sa.Column("metric", sa.String(32), primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
 )
 
@@ -195,6 +195,38 @@ case_timeline = sa.Table(
     sa.Column("what", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+)
+
+# The casework view's documents (migration 0004): every document a case ever had, and every digest
+# any event named. The file's original name is kept for officers' lists (sanitised, display only).
+
+case_documents = sa.Table(
+    "case_documents",
+    metadata,
+    sa.Column("case_id", sa.String(32), primary_key=True),
+    sa.Column("document_id", sa.String(16), primary_key=True),
+    sa.Column("item", sa.String(40), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("scan", sa.String(16), nullable=False),  # a ScanState value
+    sa.Column("state", sa.String(16), nullable=False),  # current, replaced or removed
+    sa.Column("replaces", sa.String(16)),  # the document this one replaced
+    sa.Column("uploaded_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),  # when it was replaced or removed
+    sa.Column("position", sa.BigInteger, nullable=False),  # the DocumentAdded's notification id
+)
+# The rescan job's question: current documents still waiting for the virus scanner.
+sa.Index("case_documents_scan", case_documents.c.scan, case_documents.c.state)
+
+# Every digest any event has referenced, kept for ever: the blob collector deletes a blob only if
+# its digest is not here (and the view has caught up with the log).
+document_digests = sa.Table(
+    "document_digests",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("first_position", sa.BigInteger, nullable=False),  # the first event naming it
 )
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import IntakeStateError
+from domain.documents import Documents
+from domain.errors import CaseActionRefused, DocumentNotFound, IntakeStateError, ScannerUnavailable
 from domain.registry import Registry
+from domain.storage import BlobStore, Collected
 from domain.values import GENERAL_POOL, SYSTEM, IntakeStatus, IntakeView, Policy
 from projections.allocation import AllocationQueries
+from projections.documents import DocumentQueries
 
 log = logging.getLogger(__name__)
 ACTOR = f"{SYSTEM}:scheduler"
@@ -106,6 +109,62 @@ def expire_overdue_offers(
             lambda code=code: registry.check_deadlines(code, now, actor=ACTOR),  # type: ignore[misc]
         )
     ]
+
+
+DEFAULT_GRACE = timedelta(hours=24)
+
+
+def collect_documents(
+    store: BlobStore,
+    documents_queries: DocumentQueries,
+    lag_barrier: Callable[[], None],
+    now: datetime,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+) -> Collected:
+    """Delete blobs no event references that were last written more than `grace` before `now`
+    (uploads that failed or were abandoned before their event was recorded).
+
+    The store asks `lag_barrier` under its exclusive lock; the barrier raises unless the
+    references read model has caught up with the log, and then nothing is deleted.
+    """
+    # Once before the store's exclusive lock, which holds up every upload's commit: the wait
+    # under it, for the few events since, is then short.
+    lag_barrier()
+    done = store.collect(now - grace, documents_queries.referenced, lag_barrier)
+    log.info(
+        "collected documents: %d examined, %d kept, %d deleted (%d bytes)",
+        done.examined,
+        done.kept,
+        done.deleted,
+        done.bytes_freed,
+    )
+    return done
+
+
+def rescan_pending_documents(
+    documents: Documents, queries: DocumentQueries, now: datetime
+) -> dict[str, int]:
+    """Ask the virus scanner again about each document waiting for a verdict.
+
+    Stops at the first ScannerUnavailable: the scanner is still down, and every document stays
+    pending (it never counts as present without a clean verdict). A document that changed since
+    the read model listed it (removed, or scanned by another run) is skipped.
+    """
+    tally = {"clean": 0, "infected": 0, "skipped": 0}
+    for case_id, document_id in queries.pending_scans():
+        try:
+            state = documents.rescan(case_id, document_id)
+        except ScannerUnavailable as down:
+            log.info("rescan: scanner still unavailable (%s)", down)
+            break
+        except (CaseActionRefused, DocumentNotFound) as moved_on:
+            log.info("rescan %s %s: skipped (%s)", case_id, document_id, moved_on)
+            tally["skipped"] += 1
+            continue
+        tally[state.value] = tally.get(state.value, 0) + 1
+        log.info("rescanned %s %s: %s", case_id, document_id, state.value)
+    return tally
 
 
 JOBS = (open_due_intakes, close_due_intakes, close_full_intakes, expire_overdue_offers)

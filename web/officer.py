@@ -1,8 +1,9 @@
 """Officers' pages under /staff: quota board, queue (filters, paging, bulk assign, CSV), case, actions.
 
-Everything shown comes from read models (projections.officer) except a case's answers, read from
-the Registry; every action is one call into domain.casework and one Case event naming the
-officer. After an action the next page waits (briefly) for the read models to reach it.
+Everything shown comes from read models (projections.officer) except a case's answers, details
+and current documents, read from the Registry; every action is one call into domain.casework and
+one Case event naming the officer. After an action the next page waits (briefly) for the read
+models to reach it. Documents are downloaded as attachments only, never shown inline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import io
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 from uuid import UUID
 
 from flask import (
@@ -28,10 +30,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
+from werkzeug.wsgi import wrap_file
 
 from domain import errors as domain
 from domain.allocator import Allocator
 from domain.casework import Casework
+from domain.documents import Documents
 from domain.registry import Registry
 from domain.staff import Staff
 from domain.values import (
@@ -40,16 +44,28 @@ from domain.values import (
     STEPS,
     CaseStatus,
     CaseView,
+    DocumentView,
     StaffRole,
     StaffView,
 )
 from projections.allocation import AllocationQueries
+from projections.documents import DocumentQueries, DocumentRow
 from projections.lag import Lag, lags
 from projections.officer import OfficerQueries, QueueFilter
 from web import charts
 from web.forms import STEP_FIELDS, STEP_TITLES, display
 from web.i18n import current_language
-from web.officer_labels import ACTIONS, ALLOCATION, METRICS, REASONS, STATUS, TIMELINE, label
+from web.officer_labels import (
+    ACTIONS,
+    ALLOCATION,
+    DOCUMENT_STATE,
+    METRICS,
+    REASONS,
+    SCAN,
+    STATUS,
+    TIMELINE,
+    label,
+)
 from web.officer_schemas import (
     ACTION_SCHEMAS,
     AGES,
@@ -63,6 +79,7 @@ from web.officer_schemas import (
     ACTIONS as ACTION_NAMES,
 )
 from web.schemas import flatten, shared
+from web.sections import SECTION_FIELDS, SECTION_TITLES, section_choices
 from web.staff_auth import current_staff, protect, require_staff
 
 bp = Blueprint("officer", __name__, url_prefix="/staff")
@@ -113,6 +130,16 @@ def allocations() -> AllocationQueries:
     return found
 
 
+def documents() -> Documents:
+    found: Documents = current_app.extensions["carepath.documents"]
+    return found
+
+
+def document_queries() -> DocumentQueries:
+    """The documents read model, on the officers' engine (the object holds nothing else)."""
+    return DocumentQueries(queries().engine)
+
+
 def new_key() -> str:
     return secrets.token_urlsafe(24)
 
@@ -125,7 +152,19 @@ def _labels() -> dict[str, Any]:
         "reason_label": lambda c: label(REASONS, c),
         "timeline_label": lambda c: label(TIMELINE, c),
         "metric_label": lambda c: label(METRICS, c),
+        "scan_label": lambda c: label(SCAN, c),
+        "document_state_label": lambda c: label(DOCUMENT_STATE, c),
+        "file_size": file_size,
     }
+
+
+def file_size(size: int) -> str:
+    """A size as people read it: bytes, KB or MB (1024-based, like the upload limits)."""
+    if size < 1024:
+        return _("%(n)s bytes", n=size)
+    if size < 1024 * 1024:
+        return _("%(n)s KB", n=f"{size / 1024:.0f}")
+    return _("%(n)s MB", n=f"{size / (1024 * 1024):.1f}")
 
 
 def _intakes() -> dict[str, Any]:
@@ -369,6 +408,8 @@ def _render_case(
         allocation=allocations().of_case(case_id),
         timeline=queries().timeline(case_id),
         answers=_answers(found),
+        details=_details(found),
+        checklist=_checklist(found),
         names=staff_names(),
         officers=_officers(),
         me=current_staff(),
@@ -402,12 +443,98 @@ def _answers(found: CaseView) -> list[tuple[Any, list[tuple[Any, str]]]]:
     ]
 
 
+def _details(found: CaseView) -> list[tuple[Any, list[tuple[Any, str]]]]:
+    """The stage-two details as (section title, [(question, answer)]), in the intake's order."""
+    language = current_language()
+    return [
+        (
+            SECTION_TITLES.get(section, section),
+            [
+                (f.label, _section_answer(f, found.details[section].get(f.name), language))
+                for f in SECTION_FIELDS.get(section, ())
+            ],
+        )
+        for section in found.intake.sections
+        if section in found.details
+    ]
+
+
+def _section_answer(field: Any, value: Any, language: str) -> str:
+    if value is not None and field.choices in {"language_tests", "provinces"}:
+        return dict(section_choices(field.choices)).get(str(value), str(value))
+    return display(field, value, language)
+
+
+def _checklist(found: CaseView) -> list[dict[str, Any]]:
+    """Each checklist item with its current documents (from the case) and their history (the
+    read model's replaced and removed documents); items the intake no longer lists come last."""
+    language = current_language()
+    history: dict[str, list[DocumentRow]] = {}
+    for row in document_queries().documents_of(found.id):
+        if not row.current:
+            history.setdefault(row.item, []).append(row)
+    items = [(i.key, i.name(language), i.required) for i in found.intake.checklist]
+    known = {key for key, _name, _required in items}
+    extra = {d.item for d in found.documents} | set(history)
+    items += [(key, key, False) for key in sorted(extra - known)]
+    return [
+        {
+            "key": key,
+            "name": name,
+            "required": required,
+            "current": sorted(found.documents_for(key), key=_upload_order),
+            "history": history.get(key, []),
+        }
+        for key, name, required in items
+    ]
+
+
+def _upload_order(document: DocumentView) -> int:
+    return int(document.document_id.lstrip("d") or 0)
+
+
 def _allowed(status: CaseStatus) -> set[str]:
     if status is CaseStatus.SUBMITTED:
+        return {"assign", "request_information"}
+    if status is CaseStatus.APPLICATION_SUBMITTED:
         return {"assign", "request_information", "accept", "return_incomplete"}
     if status is CaseStatus.ACCEPTED:
         return {"assign", "request_information", "approve", "refuse"}
     return set()
+
+
+@bp.get("/cases/<reference>/documents/<document_id>")
+@require_staff(*READERS)
+def document(reference: str, document_id: str) -> Response:
+    """A current document of the case, as an attachment of its detected type (404 if the case
+    has no such document, its blob is missing, or a virus was found in it)."""
+    found, content = documents().open_document(_case_id(reference), document_id)
+    return attachment(found, content)
+
+
+def attachment(document: DocumentView, content: BinaryIO) -> Response:
+    """Stream a document so no browser renders it: attachment, its detected type, nosniff,
+    sandboxed if opened anyway, never cached."""
+    response = Response(
+        wrap_file(request.environ, content),
+        mimetype=document.media_type,
+        direct_passthrough=True,
+    )
+    response.content_length = document.size
+    response.headers["Content-Disposition"] = content_disposition(document.name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with the name twice (RFC 6266): an ASCII fallback, and in full as UTF-8."""
+    fallback = (
+        "".join(ch if " " <= ch <= "~" and ch not in '"\\%;' else "_" for ch in name).strip()
+        or "document"
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @bp.post("/cases/<reference>/actions/<action>")
@@ -507,4 +634,4 @@ def wait_for_views(position: int | None) -> bool:
     return queries().wait_for("casework_view", "Registry", position, timeout=WAIT_SECONDS)
 
 
-__all__ = ["bp", "perform"]
+__all__ = ["attachment", "bp", "perform"]

@@ -10,6 +10,7 @@ STATUS: dict[str, Any] = {
     "draft": _l("Draft"),
     "submitted": _l("Submitted"),
     "withdrawn": _l("Withdrawn"),
+    "application_submitted": _l("Application submitted: completeness check due"),
     "accepted": _l("Accepted for processing"),
     "returned": _l("Returned as incomplete"),
     "approved": _l("Approved"),
@@ -61,6 +62,11 @@ TIMELINE: dict[str, Any] = {
     "left_waitlist": _l("Left the waitlist"),
     "released": _l("Place released"),
     "taken_up": _l("Place kept: offer taken up"),
+    "details_saved": _l("Application details saved"),
+    "document_added": _l("Document uploaded"),
+    "document_removed": _l("Document removed"),
+    "document_scanned": _l("Document scanned for viruses"),
+    "application_submitted": _l("Application submitted"),
 }
 
 ACTIONS: dict[str, Any] = {
@@ -75,6 +81,7 @@ ACTIONS: dict[str, Any] = {
 METRICS: dict[str, Any] = {
     "registered": _l("Registered"),
     "submitted": _l("Submitted"),
+    "application_submitted": _l("Applications submitted"),
     "entered": _l("In the draw"),
     "granted": _l("Invited (offers open)"),
     "accepted": _l("Accepted for processing"),
@@ -87,6 +94,20 @@ METRICS: dict[str, Any] = {
     "refused": _l("Refused"),
     "not_selected": _l("Not selected"),
     "places_left": _l("Places left"),
+}
+
+# Documents on the officer's case page: the virus scan's state, and where each stands in its history.
+SCAN: dict[str, Any] = {
+    "clean": _l("Scanned: no virus found"),
+    "not_scanned": _l("Not scanned (no scanner configured)"),
+    "pending": _l("Waiting for the virus scan"),
+    "infected": _l("Virus found: cannot be opened"),
+}
+
+DOCUMENT_STATE: dict[str, Any] = {
+    "current": _l("Current"),
+    "replaced": _l("Replaced"),
+    "removed": _l("Removed by the applicant"),
 }
 
 

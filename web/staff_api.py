@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from marshmallow import Schema, ValidationError
 
 from domain.registry import Registry
@@ -22,7 +22,10 @@ from web.extensions import limiter
 from web.officer import (
     allocations,
     assignee_id,
+    attachment,
     casework,
+    document_queries,
+    documents,
     perform,
     queries,
     queue_filters,
@@ -195,6 +198,7 @@ def case_json(found: CaseView) -> dict[str, Any]:
         "version": found.version,
         "assigned_to": found.assigned_to.hex if found.assigned_to else None,
         "answers": found.answers,
+        "details": found.details,
         "registered_at": _iso(found.registered_at),
         "submitted_at": _iso(found.submitted_at),
         "decided_at": _iso(found.decided_at),
@@ -226,6 +230,69 @@ def case_json(found: CaseView) -> dict[str, Any]:
             for e in queries().timeline(found.id)
         ],
     }
+
+
+@bp.get("/cases/<reference>/documents")
+@require_staff(*READERS)
+def case_documents(reference: str) -> Response:
+    """The checklist and every document the case has had: current ones (from the case, with a
+    download link unless a virus was found), then replaced and removed ones (the read model)."""
+    found = registry().get_case(registry().find_case(reference))
+    current = {d.document_id: d for d in found.documents}
+    listed: list[dict[str, Any]] = [
+        {
+            "document_id": d.document_id,
+            "item": d.item,
+            "name": d.name,
+            "media_type": d.media_type,
+            "size": d.size,
+            "digest": d.digest,
+            "scan": d.scan.value,
+            "state": "current",
+            "uploaded_at": _iso(d.uploaded_at),
+            "ended_at": None,
+            "download": None
+            if d.scan.value == "infected"
+            else url_for(".case_document", reference=found.reference, document_id=d.document_id),
+        }
+        for d in found.documents
+    ]
+    listed += [
+        {
+            "document_id": r.document_id,
+            "item": r.item,
+            "name": r.name,
+            "media_type": r.media_type,
+            "size": r.size,
+            "digest": r.digest,
+            "scan": r.scan,
+            "state": r.state,
+            "uploaded_at": _iso(r.uploaded_at),
+            "ended_at": _iso(r.ended_at),
+            "download": None,
+        }
+        for r in document_queries().documents_of(found.id)
+        if r.document_id not in current and not r.current
+    ]
+    listed.sort(key=lambda d: int(str(d["document_id"]).lstrip("d") or 0))
+    return jsonify(
+        {
+            "reference": found.reference,
+            "status": found.status.value,
+            "version": found.version,
+            "checklist": [item.as_dict() for item in found.intake.checklist],
+            "missing_items": list(found.missing_items),
+            "documents": listed,
+        }
+    )
+
+
+@bp.get("/cases/<reference>/documents/<document_id>")
+@require_staff(*READERS)
+def case_document(reference: str, document_id: str) -> Response:
+    """One current document's bytes, with the same headers as the officer pages' download."""
+    found, content = documents().open_document(registry().find_case(reference), document_id)
+    return attachment(found, content)
 
 
 @bp.post("/cases/<reference>/<action>")

@@ -9,6 +9,7 @@ any log and no call may fail with a 5xx.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_app
-from tests.e2e.test_allocation_status import submit_one
 from tests.staff_helpers import enrolled_staff, sign_in, staff_csrf, totp_code
+from tests.stage_two_helpers import invited_client, pdf_bytes
 
 STAFF_BLUEPRINTS = ("staff.", "officer.", "staff_api.")
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
@@ -43,6 +44,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str] | None] = {
     ("officer.queue", "GET"): READERS,
     ("officer.queue_csv", "GET"): READERS,
     ("officer.case", "GET"): READERS,
+    ("officer.document", "GET"): READERS,
     ("officer.bulk_assign", "POST"): frozenset({OFFICER}),
     ("officer.act", "POST"): frozenset({OFFICER}),
     ("staff_api.sign_in", "POST"): PUBLIC,
@@ -51,6 +53,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str] | None] = {
     ("staff_api.board", "GET"): READERS,
     ("staff_api.queue", "GET"): READERS,
     ("staff_api.case", "GET"): READERS,
+    ("staff_api.case_documents", "GET"): READERS,
+    ("staff_api.case_document", "GET"): READERS,
     ("staff_api.act", "POST"): frozenset({OFFICER}),
     ("staff_api.assign_many", "POST"): frozenset({OFFICER}),
 }
@@ -70,11 +74,11 @@ class Caller:
         if path.startswith("/api/"):
             if self.bearer:
                 headers["Authorization"] = f"Bearer {self.bearer}"
-            return self.client.open(path, method=method, json=body, headers=headers)
+            return _read(self.client.open(path, method=method, json=body, headers=headers))
         data = None
         if method != "GET":
             data = {**form, "staff_csrf": self.csrf()}
-        return self.client.open(path, method=method, data=data, headers=headers)
+        return _read(self.client.open(path, method=method, data=data, headers=headers))
 
     def csrf(self) -> str:
         page = self.client.get("/staff/sign-in")
@@ -84,6 +88,14 @@ class Caller:
         return found.group(1) if found else ""
 
 
+def _read(response: Any) -> Any:
+    """Read a streamed body (the CSV, a document) to its end, so its request context is gone
+    before the next caller's request."""
+    response.get_data()
+    response.close()
+    return response
+
+
 @dataclass
 class World:
     app: Any
@@ -91,6 +103,7 @@ class World:
     reference: str
     version: int
     target_staff: str
+    document_id: str
 
     def path_values(self, name: str) -> list[str]:
         values = {
@@ -99,6 +112,7 @@ class World:
             "code": ["test"],
             "staff_id": [self.target_staff],
             "link": ["0" * 32 + "." + "x" * 43],
+            "document_id": [self.document_id],
         }
         if name not in values:
             pytest.fail(f"the role walker does not know how to fill <{name}>")
@@ -123,9 +137,14 @@ def bearer_for(app: Any, email: str, password: str, secret: str) -> str:
 @pytest.fixture
 def world(sqlite_env):
     app = make_app(sqlite_env, capacity=5)
-    applicant = submit_one(app, 1)
+    applicant = invited_client(app, sqlite_env, 1)
     registry = app.extensions["carepath.registry"]
     case = next(iter(_cases(registry)))
+    # A real document, so an allowed role's download succeeds and a refused one is told so
+    added = app.extensions["carepath.documents"].add_document(
+        case.id, "identity", io.BytesIO(pdf_bytes()), "passport.pdf", idempotency_key="walker-d1"
+    )
+    case = registry.get_case(case.id)
     callers = [Caller("nobody", app.test_client()), Caller("applicant", applicant)]
     for role in (OFFICER, AUDITOR, ADMIN):
         email, password, secret = enrolled_staff(app, role)
@@ -143,7 +162,7 @@ def world(sqlite_env):
     target = app.extensions["carepath.staff"].add(
         "target@example.gov", role="auditor", name="Target", actor="test"
     )[0]
-    yield World(app, callers, case.reference, case.version, target.hex)
+    yield World(app, callers, case.reference, case.version, target.hex, added.document_id)
     app.extensions["carepath.registry"].close()
 
 
