@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from marshmallow import Schema
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -104,6 +106,16 @@ def _overview(
         new_key=new_key,
         **extra,
     ), status
+
+
+@bp.app_template_filter("filesize")
+def filesize(size: int) -> str:
+    """583 bytes, 12 KB, 4.2 MB: a size as a person reads it."""
+    if size < 1024:
+        return _("%(n)s bytes", n=size)
+    if size < MB:
+        return _("%(n)s KB", n=format_decimal(round(size / 1024)))
+    return _("%(n)s MB", n=format_decimal(round(size / MB, 1)))
 
 
 def _stage() -> StageTwo:
@@ -237,8 +249,6 @@ def upload(item: str) -> Any:
 
 
 def _select_a_file() -> str:
-    from flask_babel import gettext as _
-
     return _("Select a file to upload")
 
 
@@ -311,8 +321,6 @@ def send() -> Any:
 
 
 def _missing_errors(case: CaseView, missing: domain.ApplicationIncomplete) -> dict[str, list[str]]:
-    from flask_babel import gettext as _
-
     language = current_language()
     errors: dict[str, list[str]] = {}
     for section_name in missing.sections:

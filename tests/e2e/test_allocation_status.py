@@ -97,7 +97,7 @@ def test_offers_move_down_the_waitlist_in_order_until_it_is_empty(sqlite_env):
         for holder in range(1, 4):
             page = text_of(clients[holder].get("/application/status").text, "allocation")
             assert "invited to apply" in page
-            assert "Send your documents before" in page  # every offer carries a deadline
+            assert "send your documents before" in page  # every offer carries a deadline
             for waiting in range(holder + 1, 4):
                 position = waiting - holder
                 status = clients[waiting].get("/application/status").text

@@ -741,6 +741,10 @@ def unrouted_methods(app: Any) -> list[tuple[str, str]]:
         "staff_id": "0" * 32,
         "action": "revoke",
         "reference": "AAAA-AAAA-A",
+        "section": "work_history",
+        "item": "identity",
+        "document_id": "d1",
+        "upload_id": "u" * 32,
     }
     allowed: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():

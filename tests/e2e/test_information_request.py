@@ -7,6 +7,7 @@ from uuid import UUID
 
 from domain.casework import Casework
 from tests.casework_fakes import Roster, staff_member
+from tests.conftest import send_application
 from tests.e2e.test_allocation_status import submit_one
 from tests.forms import hidden_fields, text_of
 
@@ -146,6 +147,7 @@ def test_a_decision_is_shown_on_the_status_page(app):
     client = submit_one(app, 1)
     registry, officer, work = officer_work(app)
     case_id = case_id_of(client)
+    send_application(registry, case_id)
     accepted = work.accept_for_processing(
         case_id,
         officer=officer,

@@ -10,22 +10,28 @@ import pytest
 from bs4 import BeautifulSoup
 
 from domain.values import CaseStatus
-from tests.conftest import make_app
+from tests.conftest import make_app, send_application
 from tests.e2e.test_allocation_status import submit_one
 from tests.forms import text_of
 from tests.integration.seed import seed_submitted
 from tests.officer_helpers import caught_up, running_worker
 from tests.staff_helpers import staff_client
+from tests.stage_two_helpers import case_id_of
 
 SECRET = "s" * 40
 
 
 @pytest.fixture
 def office(sqlite_env):
-    """An intake of 2 places, 4 submitted registrations (2 invited, 2 waitlisted), a worker."""
+    """An intake of 2 places, 4 submitted registrations (2 invited, who have sent their
+    applications, and 2 waitlisted), a worker."""
     app = make_app(sqlite_env, capacity=2)
     applicants = [submit_one(app, n) for n in range(1, 5)]
     with running_worker(sqlite_env):
+        caught_up(app)
+        registry = app.extensions["carepath.registry"]
+        for holder in applicants[:2]:
+            send_application(registry, case_id_of(holder))
         caught_up(app)
         yield app, applicants, sqlite_env
     app.extensions["carepath.registry"].close()
@@ -59,7 +65,7 @@ def test_the_quota_board_counts_and_charts_the_intake(office):
     assert page.status_code == 200
     assert cell(page.text, "registered") == 4
     assert cell(page.text, "submitted") == 4
-    assert cell(page.text, "granted") == 2
+    assert cell(page.text, "granted") == 0  # both holders sent their applications in time
     assert cell(page.text, "waitlisted") == 2
     assert cell(page.text, "places_left") == 0
     assert text_of(page.text, "places-left") == "0"
@@ -114,7 +120,7 @@ def test_an_officer_assigns_requests_information_accepts_and_approves_a_case(off
     app, _applicants, _env = office
     officer = staff_client(app, "officer")
     registry = app.extensions["carepath.registry"]
-    holder = references(officer.get("/staff/queue?state=granted").text)[0]
+    holder = references(officer.get("/staff/queue?status=application_submitted").text)[0]
     path = f"/staff/cases/{holder}"
 
     page = officer.get(path)
@@ -157,7 +163,7 @@ def test_a_stale_action_changes_nothing_and_a_bad_one_names_the_field(office):
     app, _, _ = office
     first, second = staff_client(app, "officer"), staff_client(app, "officer")
     registry = app.extensions["carepath.registry"]
-    holder = references(first.get("/staff/queue?state=granted").text)[0]
+    holder = references(first.get("/staff/queue?status=application_submitted").text)[0]
     path = f"/staff/cases/{holder}"
     seen_by_first = first.get(path).text
     seen_by_second = second.get(path).text
@@ -190,7 +196,9 @@ def test_a_stale_action_changes_nothing_and_a_bad_one_names_the_field(office):
 def test_returning_a_holder_as_incomplete_invites_the_next_person_waiting(office):
     app, _applicants, _env = office
     officer = staff_client(app, "officer")
-    holder = references(officer.get("/staff/queue?state=granted&sort=oldest").text)[0]
+    holder = references(officer.get("/staff/queue?status=application_submitted&sort=oldest").text)[
+        0
+    ]
     waiting = references(officer.get("/staff/queue?state=waitlisted&sort=oldest").text)[0]
     page = officer.get(f"/staff/cases/{holder}").text
 
@@ -203,7 +211,7 @@ def test_returning_a_holder_as_incomplete_invites_the_next_person_waiting(office
 
     board = officer.get("/staff/board").text
     assert cell(board, "returned") == 1
-    assert cell(board, "granted") == 2
+    assert cell(board, "granted") == 1  # the first person waiting, invited
     assert cell(board, "waitlisted") == 1
     assert "Place granted" in text_of(officer.get(f"/staff/cases/{waiting}").text, "timeline")
 

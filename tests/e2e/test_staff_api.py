@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from domain.values import CaseStatus
-from tests.conftest import make_app
+from tests.conftest import make_app, send_application
 from tests.e2e.test_allocation_status import submit_one
 from tests.officer_helpers import caught_up, running_worker
 from tests.staff_helpers import enrolled_staff, totp_code
@@ -76,6 +76,8 @@ def test_an_officer_works_a_case_through_the_api(office):
     assert case["allocation"]["state"] == "granted"
     assert [e["what"] for e in case["timeline"]][:1] == ["registered"]
     path = f"/api/v1/staff/cases/{row['reference']}"
+    send_application(registry, registry.find_case(row["reference"]))
+    case = client.get(path, headers=headers).json
 
     change = {**headers, "Idempotency-Key": key()}
     accepted = client.post(f"{path}/accept", json={"version": case["version"]}, headers=change)
