@@ -136,11 +136,10 @@ def put_document(item: str) -> tuple[Response | str, int] | Response:
             ),
             resumable="/api/v1/case/uploads",
         )
-    request.max_content_length = length  # the global limit is for forms, not for files
     done = documents().add_document(
         case_id,
         item,
-        cast(BinaryIO, request.stream),
+        cast(BinaryIO, ExactBody(length)),
         name,
         idempotency_key=key,
         replaces=request.args.get("replaces") or None,
@@ -150,6 +149,30 @@ def put_document(item: str) -> tuple[Response | str, int] | Response:
     response.headers["Location"] = url_for(".get_document", document_id=done.document_id)
     response.headers["Idempotent-Replayed"] = "true" if done.outcome.replayed else "false"
     return response, 200 if done.outcome.replayed else 201
+
+
+class ExactBody:
+    """The request body as a file that ends after exactly Content-Length bytes, and raises
+    ClientDisconnected if the client stops sooner.
+
+    Under gunicorn (which sets wsgi.input_terminated) werkzeug's stream simply ends early when
+    the client goes away, so an end of file alone would pass a cut file off as a whole one.
+    """
+
+    def __init__(self, length: int) -> None:
+        request.max_content_length = length  # the global limit is for forms, not for files
+        self._stream = request.stream
+        self.left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        wanted = self.left if size < 0 else min(size, self.left)
+        chunk = self._stream.read(wanted)
+        if not chunk:
+            raise ClientDisconnected()
+        self.left -= len(chunk)
+        return chunk
 
 
 def upload_filename() -> str:
@@ -486,8 +509,7 @@ def tus_append(upload_id: str) -> tuple[Response | str, int] | Response:
         if data is not None and length:
             if offset + length > upload.length:
                 return too_large(_("The chunk goes past the upload's Upload-Length."))
-            request.max_content_length = length
-            offset = append(data, length)
+            offset = append(data, ExactBody(length))
         if data is not None and offset == upload.length:
             upload = complete(store, upload, case_id)
     return Response(status=204, headers=tus_headers(upload, offset))
@@ -502,18 +524,12 @@ def with_headers(
     return response, status
 
 
-def append(data: IO[bytes], length: int) -> int:
+def append(data: IO[bytes], body: ExactBody) -> int:
     """Copy the request body to the staging file; fsync what arrived even if the client went
     away mid-body (the stored offset is the file's size). Returns the new size."""
-    stream = request.stream
     try:
-        left = length
-        while left > 0:
-            chunk = stream.read(min(CHUNK, left))
-            if not chunk:
-                raise ClientDisconnected()  # the body ended before its Content-Length
+        while chunk := body.read(CHUNK):
             data.write(chunk)
-            left -= len(chunk)
     finally:
         data.flush()
         os.fsync(data.fileno())

@@ -304,7 +304,36 @@ def test_tus_upload_in_three_chunks_records_one_document(app, applicant):
     assert [p.name for p in staging_files(app)] == [location.rsplit("/", 1)[1] + ".json"]
 
 
-def test_an_interrupted_patch_resumes_from_the_stored_offset(app, applicant):
+# gunicorn sets wsgi.input_terminated: its body stream then just ends early when the client goes
+# away, where werkzeug's own limit raises ClientDisconnected. Both must count as a cut body.
+SERVERS = pytest.mark.parametrize("terminated", [False, True], ids=["werkzeug", "gunicorn"])
+
+
+def server_environ(terminated: bool, length: int) -> dict[str, Any]:
+    extra: dict[str, Any] = {"CONTENT_LENGTH": str(length)}
+    if terminated:
+        extra["wsgi.input_terminated"] = True
+    return extra
+
+
+@SERVERS
+def test_a_whole_file_cut_short_records_nothing(app, applicant, terminated):
+    content = pdf_bytes()
+    cut = applicant.put(
+        "/api/v1/case/documents/identity",
+        input_stream=io.BytesIO(content[:-10]),  # the PDF's end never arrives
+        headers={"Idempotency-Key": "cut-short-000001", "Upload-Filename": "a.pdf"},
+        environ_overrides=server_environ(terminated, len(content)),
+    )
+    assert cut.status_code == 400
+    assert documents_of(app, applicant) == []
+    assert blob_count(app) == 0
+    retried = put_file(applicant, "identity", content, "a.pdf", "cut-short-000001")
+    assert retried.status_code == 201  # nothing was recorded under the key
+
+
+@SERVERS
+def test_an_interrupted_patch_resumes_from_the_stored_offset(app, applicant, terminated):
     content = padded_pdf(2 * THRESHOLD)
     location = create_upload(applicant, "education", "diploma.pdf", len(content)).headers[
         "Location"
@@ -314,7 +343,7 @@ def test_an_interrupted_patch_resumes_from_the_stored_offset(app, applicant):
         location,
         input_stream=io.BytesIO(content[:1000]),
         headers={**TUS, "Upload-Offset": "0", "Content-Type": APPEND},
-        environ_overrides={"CONTENT_LENGTH": "5000"},
+        environ_overrides=server_environ(terminated, 5000),
     )
     assert cut.status_code == 400
     assert head(applicant, location).headers["Upload-Offset"] == "1000"
