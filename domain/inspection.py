@@ -108,6 +108,7 @@ class ContentInspector:
             width, height, end = _png_layout(data)
         else:
             width, height, end = _jpeg_layout(data)
+            end = _after_further_pictures(data, end)
         if data[end:] or _IMAGE_FOREIGN.search(data):
             raise _polyglot()
         self._check_pixels(width, height)
@@ -224,6 +225,17 @@ def _jpeg_layout(data: bytes) -> tuple[int, int, int]:
                     break
                 pos += 2
     raise _image_malformed()
+
+
+def _after_further_pictures(data: bytes, end: int) -> int:
+    """Where a JPEG's data really ends: after the further complete JPEG images that the
+    Multi-Picture Format (CIPA DC-007) puts after the first one, as phones' Ultra HDR photos
+    (their gain map) and MPO cameras do, and after the fill bytes some cameras pad with.
+    Anything else after the end is refused as a polyglot by the caller."""
+    while data[end : end + 3] == b"\xff\xd8\xff":
+        end += _jpeg_layout(data[end:])[2]
+    rest = data[end:]
+    return len(data) if rest and not rest.strip(b"\x00\xff") else end
 
 
 def _name_problem(name: str) -> str | None:

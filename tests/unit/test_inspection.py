@@ -466,3 +466,15 @@ def test_a_dangerous_file_name_is_refused(name: str) -> None:
 )
 def test_an_ordinary_file_name_is_kept_for_display(name: str) -> None:
     assert ContentInspector().check_name(name) == name
+
+
+def test_a_phone_photo_with_further_pictures_after_the_first_is_accepted(store):
+    # Ultra HDR and MPO photos (Multi-Picture Format) carry a second complete JPEG after the
+    # first one's end marker; some cameras pad the end with fill bytes.
+    ultra_hdr = image_bytes("jpeg") + image_bytes("jpeg", (16, 12))
+    padded = image_bytes("jpeg") + b"\x00" * 32
+
+    assert inspect(store, ultra_hdr) == "image/jpeg"
+    assert inspect(store, padded) == "image/jpeg"
+    assert refusal(store, ultra_hdr + b"<?php system($_GET[1]); ?>") == "polyglot"
+    assert refusal(store, image_bytes("jpeg") + b"\xff\xd8\xff\xe0 broken") == "image_malformed"
