@@ -79,6 +79,23 @@ CASE_ROUTES = {
     "api.save_step",
     "api.submit",
     "api.withdraw",
+    "api.application",
+    "api.save_section",
+    "api.submit_application",
+    "stage_two.overview",
+    "stage_two.section",
+    "stage_two.upload",
+    "stage_two.remove",
+    "stage_two.download",
+    "stage_two.send",
+    "stage_two.receipt",
+    "uploads_api.put_document",
+    "uploads_api.list_documents",
+    "uploads_api.get_document",
+    "uploads_api.delete_document",
+    "uploads_api.tus_create",
+    "uploads_api.tus_upload",
+    "uploads_api.tus_append",
 }
 PUBLIC_ROUTES = {
     "static",
@@ -120,6 +137,9 @@ STAFF_ROUTES = {
     "staff_api.case",
     "staff_api.act",
     "staff_api.assign_many",
+    "staff_api.case_documents",
+    "staff_api.case_document",
+    "officer.document",
 }
 SIGN_IN_ROUTES = {"applicant.sign_in", "api.sign_in", "staff.sign_in"}
 
@@ -192,6 +212,10 @@ class World:
             "staff_id": [b.case_id.hex, uuid.uuid4().hex],
             "action": ["revoke", "disable", "enable", "reset", "promote", "accept", "approve"],
             "reference": pointing,
+            "section": ["work_history", *pointing],
+            "item": ["identity", *pointing],
+            "document_id": ["d1", *pointing],
+            "upload_id": [uuid.uuid4().hex, *pointing],
         }
         if name not in values:
             pytest.fail(f"the walker does not know how to fill the path variable <{name}>")
@@ -351,6 +375,28 @@ def _api_withdraw(world: World, path: str, method: str) -> list[dict[str, Any]]:
     return [{"json": {"version": world.b_version, "reason": "changed my mind"}}]
 
 
+def _html_envelope(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"form": {"version": str(world.b_version), "idempotency_key": new_key()}}]
+
+
+def _html_section(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    envelope = {"version": str(world.b_version), "idempotency_key": new_key()}
+    return [{"form": {**envelope, "credential": "Diploma", "institution": "School"}}]
+
+
+def _api_section(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"json": {"version": world.b_version, "answers": {"credential": "Diploma"}}}]
+
+
+def _raw_upload(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"headers": {"Upload-Filename": "passport.pdf", "Idempotency-Key": new_key()}}]
+
+
+def _tus(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Length": "10"}
+    return [{"headers": {**tus, "Content-Type": "application/offset+octet-stream"}}]
+
+
 WALKERS: dict[tuple[str, str], Bodies] = {
     ("static", "GET"): _no_body,
     ("health.healthz", "GET"): _no_body,
@@ -408,6 +454,27 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("staff_api.act", "POST"): _officer_api_act,
     ("staff_api.assign_many", "POST"): _officer_api_bulk,
     ("api.provide_information", "POST"): _api_answer,
+    ("api.application", "GET"): _no_body,
+    ("api.save_section", "PUT"): _api_section,
+    ("api.submit_application", "POST"): _api_submit,
+    ("stage_two.overview", "GET"): _no_body,
+    ("stage_two.section", "GET"): _no_body,
+    ("stage_two.section", "POST"): _html_section,
+    ("stage_two.upload", "POST"): _html_envelope,
+    ("stage_two.remove", "POST"): _html_envelope,
+    ("stage_two.download", "GET"): _no_body,
+    ("stage_two.send", "POST"): _html_envelope,
+    ("stage_two.receipt", "GET"): _no_body,
+    ("uploads_api.put_document", "PUT"): _raw_upload,
+    ("uploads_api.list_documents", "GET"): _no_body,
+    ("uploads_api.get_document", "GET"): _no_body,
+    ("uploads_api.delete_document", "DELETE"): _no_body,
+    ("uploads_api.tus_create", "POST"): _tus,
+    ("uploads_api.tus_upload", "GET"): _tus,
+    ("uploads_api.tus_append", "PATCH"): _tus,
+    ("officer.document", "GET"): _no_body,
+    ("staff_api.case_documents", "GET"): _no_body,
+    ("staff_api.case_document", "GET"): _no_body,
 }
 
 
@@ -451,7 +518,8 @@ def probes(world: World, rule: Any, method: str) -> list[Probe]:
     for path in paths(world, rule):
         for body in bodies(world, path, method):
             made.append(Probe(method, path, **body))
-            made.append(Probe(method, path, headers=b_header, **body))
+            headers = {**body.get("headers", {}), **b_header}
+            made.append(Probe(method, path, **{**body, "headers": headers}))
             for pointer in world.pointers():
                 made.append(Probe(method, path, query=pointer, **body))
                 if not in_body:
