@@ -274,10 +274,86 @@ def build_spec() -> dict[str, Any]:
         },
     )
     _staff_paths(spec)
+    _application_paths(spec)
     _upload_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     document["servers"] = [{"url": "/api/v1"}]
     return document
+
+
+def _application_paths(spec: APISpec) -> None:
+    """Stage two: the invited applicant's sections and the application itself."""
+    from web.sections import SECTION_SCHEMAS
+
+    spec.components.schema(
+        "Application",
+        {
+            "type": "object",
+            "properties": {
+                "reference": {"type": "string"},
+                "status": {"type": "string"},
+                "version": {"type": "integer"},
+                "deadline": {"type": "string", "format": "date-time", "nullable": True},
+                "open": {"type": "boolean"},
+                "sections": {"type": "object"},
+                "missing_sections": {"type": "array", "items": {"type": "string"}},
+                "missing_documents": {"type": "array", "items": {"type": "string"}},
+                "documents": {"type": "array", "items": {"type": "object"}},
+                "submitted_at": {"type": "string", "format": "date-time", "nullable": True},
+            },
+        },
+    )
+    spec.path(
+        "/case/application",
+        operations={
+            "get": {
+                "summary": "Stage two: the invitation's deadline, sections saved, what is missing",
+                "responses": {
+                    "200": {
+                        "description": "Where stage two stands",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Application"}
+                            }
+                        },
+                    },
+                    "401": UNAUTHORISED,
+                },
+            }
+        },
+    )
+    for section, schema in SECTION_SCHEMAS.items():
+        name = "Section" + "".join(part.title() for part in section.split("_"))
+        spec.components.schema(name, schema=schema)
+        spec.path(
+            f"/case/application/sections/{section}",
+            operations={
+                "put": {
+                    "summary": f"Save the {section} section (invited applicants, before the deadline)",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": _step_body(name),
+                    "responses": {
+                        "200": OUTCOME,
+                        "401": UNAUTHORISED,
+                        "409": CONFLICT,
+                        "422": ERROR,
+                    },
+                }
+            },
+        )
+    spec.path(
+        "/case/application/submission",
+        operations={
+            "post": {
+                "summary": "Send the application: every section and required document, in time",
+                "description": "409 names `missing_sections` and `missing_documents`, or says "
+                "the deadline passed. The answer carries the receipt: each document's SHA-256.",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/Version"),
+                "responses": {"200": OUTCOME, "401": UNAUTHORISED, "409": CONFLICT, "422": ERROR},
+            }
+        },
+    )
 
 
 STAFF_SECURITY = [{"staffBearer": []}]

@@ -37,6 +37,21 @@ def test_openapi_document_is_valid_and_lists_the_journey(client):
     assert {"family_name", "date_of_birth", "passport_number"} <= set(about["required"])
 
 
+def test_openapi_document_lists_every_stage_two_route_the_app_serves(app, client):
+    document = client.get("/api/v1/openapi.json").json
+    served = {
+        rule.rule.removeprefix("/api/v1").replace("<", "{").replace(">", "}")
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(("/api/v1/case/application", "/api/v1/case/documents"))
+        or rule.rule.startswith("/api/v1/case/uploads")
+    }
+    described = {p for p in document["paths"] if p.startswith("/case/")}
+    sections = {p for p in described if p.startswith("/case/application/sections/")}
+    assert len(sections) == 4
+    assert "/case/application/submission" in described
+    assert {s for s in served if "{section}" not in s and "{" not in s} <= described
+
+
 def test_whole_journey_over_the_api_from_two_clients(app):
     first = app.test_client()
     assert [i["code"] for i in first.get("/api/v1/intakes").json["intakes"]] == ["test"]
