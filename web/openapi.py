@@ -462,6 +462,56 @@ def _staff_paths(spec: APISpec) -> None:
             }
         },
     )
+    document_id = {
+        "name": "document_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "example": "d1"},
+    }
+    spec.path(
+        "/staff/cases/{reference}/documents",
+        parameters=[reference],
+        operations={
+            "get": {
+                "summary": "The checklist and every document the case has had: current ones "
+                "with a `download` link (none when a virus was found), then replaced and removed "
+                "ones; `missing_items` names required items without a document." + readers,
+                "security": STAFF_SECURITY,
+                "responses": {
+                    "200": {"description": "`checklist`, `missing_items`, `documents`"},
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "404": {"description": "No such case"},
+                },
+            }
+        },
+    )
+    spec.path(
+        "/staff/cases/{reference}/documents/{document_id}",
+        parameters=[reference, document_id],
+        operations={
+            "get": {
+                "summary": "A current document's bytes, as an attachment of its detected type "
+                "(Content-Disposition with filename*, nosniff, CSP sandbox, no-store)." + readers,
+                "security": STAFF_SECURITY,
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            media: {"schema": {"type": "string", "format": "binary"}}
+                            for media in ("application/pdf", "image/jpeg", "image/png")
+                        },
+                    },
+                    "401": STAFF_UNAUTHORISED,
+                    "403": FORBIDDEN,
+                    "404": {
+                        "description": "No such case or current document, its content is "
+                        "missing, or a virus was found in it"
+                    },
+                },
+            }
+        },
+    )
     for action in ACTIONS:
         spec.path(
             f"/staff/cases/{{reference}}/{action}",

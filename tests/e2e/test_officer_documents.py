@@ -332,3 +332,16 @@ def test_a_case_not_yet_sent_offers_no_completeness_check(office):
 
     assert html.find("form", action=f"/staff/cases/{case.reference}/actions/accept") is None
     assert html.find(id="completeness-due") is None
+
+
+def test_the_openapi_document_lists_the_staff_document_operations(office):
+    app, _ = office
+    spec = app.test_client().get("/api/v1/openapi.json").json
+
+    for path in (
+        "/staff/cases/{reference}/documents",
+        "/staff/cases/{reference}/documents/{document_id}",
+    ):
+        operation = spec["paths"][path]["get"]
+        assert operation["security"] == [{"staffBearer": []}], path
+        assert {"401", "403", "404"} <= set(operation["responses"]), path
