@@ -166,9 +166,9 @@ def _date(label: Any, *, required: bool = True) -> fields.Date:
     )
 
 
-def _not_future(value: date | None, name: str, label: Any) -> None:
+def _not_future(value: date | None, name: str) -> None:
     if value is not None and value > date.today():
-        raise ValidationError({name: [str(_l("%(field)s must not be in the future", field=label))]})
+        raise ValidationError({name: [str(_l("The date must be today or in the past"))]})
 
 
 EMPLOYER = _l("the employer's name")
@@ -189,8 +189,8 @@ class WorkHistorySchema(StepSchema):
 
     @validates_schema(skip_on_field_errors=False)
     def _dates(self, data: dict[str, Any], **_: Any) -> None:
-        _not_future(data.get("start_date"), "start_date", START)
-        _not_future(data.get("end_date"), "end_date", END)
+        _not_future(data.get("start_date"), "start_date")
+        _not_future(data.get("end_date"), "end_date")
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
             raise ValidationError(
@@ -222,7 +222,7 @@ class LanguageTestSchema(StepSchema):
 
     @validates_schema(skip_on_field_errors=False)
     def _date_past(self, data: dict[str, Any], **_: Any) -> None:
-        _not_future(data.get("test_date"), "test_date", TEST_DATE)
+        _not_future(data.get("test_date"), "test_date")
 
 
 CREDENTIAL = _l("the name of the credential")
