@@ -45,6 +45,7 @@ from domain.values import (
     CaseStatus,
     CaseView,
     DocumentView,
+    ScanState,
     StaffRole,
     StaffView,
 )
@@ -507,8 +508,18 @@ def _allowed(status: CaseStatus) -> set[str]:
 @require_staff(*READERS)
 def document(reference: str, document_id: str) -> Response:
     """A current document of the case, as an attachment of its detected type (404 if the case
-    has no such document, its blob is missing, or a virus was found in it)."""
-    found, content = documents().open_document(_case_id(reference), document_id)
+    has no such document, its blob is missing, or a virus was found in it; 409 while it waits
+    for the virus scanner)."""
+    return staff_download(_case_id(reference), document_id)
+
+
+def staff_download(case_id: UUID, document_id: str) -> Response:
+    """What staff may download, shared by the pages and the API: fails closed while a
+    configured scanner has given no verdict, as the checklist does."""
+    found, content = documents().open_document(case_id, document_id)
+    if found.scan is ScanState.PENDING:
+        content.close()
+        abort(409, description=_("This document is waiting for the virus scan. Try again later."))
     return attachment(found, content)
 
 
@@ -634,4 +645,4 @@ def wait_for_views(position: int | None) -> bool:
     return queries().wait_for("casework_view", "Registry", position, timeout=WAIT_SECONDS)
 
 
-__all__ = ["attachment", "bp", "perform"]
+__all__ = ["attachment", "bp", "perform", "staff_download"]

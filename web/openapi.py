@@ -474,7 +474,7 @@ def _staff_paths(spec: APISpec) -> None:
         operations={
             "get": {
                 "summary": "The checklist and every document the case has had: current ones "
-                "with a `download` link (none when a virus was found), then replaced and removed "
+                "with a `download` link (none when a virus was found or the scan is pending), then replaced and removed "
                 "ones; `missing_items` names required items without a document." + readers,
                 "security": STAFF_SECURITY,
                 "responses": {
@@ -508,6 +508,7 @@ def _staff_paths(spec: APISpec) -> None:
                         "description": "No such case or current document, its content is "
                         "missing, or a virus was found in it"
                     },
+                    "409": {"description": "The document is waiting for the virus scan"},
                 },
             }
         },

@@ -22,13 +22,12 @@ from web.extensions import limiter
 from web.officer import (
     allocations,
     assignee_id,
-    attachment,
     casework,
     document_queries,
-    documents,
     perform,
     queries,
     queue_filters,
+    staff_download,
     staff_names,
     wait_for_views,
 )
@@ -236,7 +235,7 @@ def case_json(found: CaseView) -> dict[str, Any]:
 @require_staff(*READERS)
 def case_documents(reference: str) -> Response:
     """The checklist and every document the case has had: current ones (from the case, with a
-    download link unless a virus was found), then replaced and removed ones (the read model)."""
+    download link unless a virus was found or the scan is pending), then replaced and removed ones (the read model)."""
     found = registry().get_case(registry().find_case(reference))
     current = {d.document_id: d for d in found.documents}
     listed: list[dict[str, Any]] = [
@@ -252,7 +251,7 @@ def case_documents(reference: str) -> Response:
             "uploaded_at": _iso(d.uploaded_at),
             "ended_at": None,
             "download": None
-            if d.scan.value == "infected"
+            if d.scan.value in {"infected", "pending"}
             else url_for(".case_document", reference=found.reference, document_id=d.document_id),
         }
         for d in found.documents
@@ -291,8 +290,7 @@ def case_documents(reference: str) -> Response:
 @require_staff(*READERS)
 def case_document(reference: str, document_id: str) -> Response:
     """One current document's bytes, with the same headers as the officer pages' download."""
-    found, content = documents().open_document(registry().find_case(reference), document_id)
-    return attachment(found, content)
+    return staff_download(registry().find_case(reference), document_id)
 
 
 @bp.post("/cases/<reference>/<action>")

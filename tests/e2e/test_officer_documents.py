@@ -250,7 +250,7 @@ def test_without_a_staff_session_nothing_is_downloaded(office):
     )
 
 
-def test_an_infected_or_missing_or_unknown_document_is_not_found(office):
+def test_an_infected_missing_or_unknown_document_is_not_found_and_a_pending_one_waits(office):
     # Given a document recorded while the scanner was down, then found infected, and a clean
     # document whose blob has gone from the store
     app, env = office
@@ -268,6 +268,10 @@ def test_an_infected_or_missing_or_unknown_document_is_not_found(office):
     ).document_id
     scanner.verdict = Verdict(clean=False, signature="Carepath.Test.Signature")
     assert scanning.rescan(case.id, infected).value == "infected"
+    scanner.verdict = None
+    pending = scanning.add_document(
+        case.id, "police", io.BytesIO(pdf_bytes("Police")), "police.pdf", idempotency_key="p2"
+    ).document_id
     content = pdf_bytes("Education credential")
     lost = case.add("education", content, "diploma.pdf")
     digest = hashlib.sha256(content).hexdigest()
@@ -286,6 +290,15 @@ def test_an_infected_or_missing_or_unknown_document_is_not_found(office):
     assert row is not None
     assert row.find("a") is None
     assert "Virus found" in row.get_text()
+
+    # And a document still waiting for the scanner is not handed out either (fails closed)
+    waiting = officer.get(download_path(case, pending))
+    assert waiting.status_code == 409
+    assert pdf_bytes("Police") not in waiting.get_data()
+    row = page.find(id=f"document-{pending}")
+    assert row is not None
+    assert row.find("a") is None
+    assert "Waiting for the virus scan" in row.get_text()
 
 
 def test_a_sent_application_shows_its_details_and_is_accepted_for_processing(office):
