@@ -185,6 +185,9 @@ def test_an_officer_sees_each_checklist_item_and_downloads_the_document_with_saf
     assert removed is not None
     assert "Removed" in removed.get_text()
     assert "Missing" in html.find(id="item-education").get_text()
+    timeline = html.find(id="timeline").get_text(" ", strip=True)
+    assert f"Document uploaded · identity {passport}" in timeline
+    assert f"Document removed · {care}" in timeline
 
     # And the download is an attachment of the detected type with the exact bytes
     got = officer.get(link["href"])
