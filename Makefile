@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MO := web/translations/fr/LC_MESSAGES/messages.mo
 
-.PHONY: run test lint bench bench-quick bench-rebuild drills install translations extract-messages clean
+.PHONY: run test lint bench bench-quick bench-rebuild bench-uploads drills install translations extract-messages clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-quick: install
 # About a million events on a throw-away PostgreSQL database, then `carepath projections rebuild`.
 bench-rebuild: install
 	$(BIN)/python bench/rebuild.py
+
+# 1,000 invited applicants upload 5 files of 1-5 MB each over tus to `carepath web` on PostgreSQL.
+bench-uploads: install
+	$(BIN)/python bench/uploads.py
 
 drills: install
 	$(BIN)/python bench/drills.py

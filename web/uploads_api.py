@@ -466,7 +466,8 @@ def tus_upload(upload_id: str) -> tuple[Response | str, int] | Response:
     if upload.document_id is None and store.offset(upload) == upload.length:
         with store.locked(upload) as data:
             if data is not None:  # else a PATCH is completing it right now
-                upload = complete(store, store.find(upload_id, case_id), case_id)
+                complete(store, store.find(upload_id, case_id), case_id)
+        upload = store.find(upload_id, case_id)  # as completed, here or by that PATCH
     offset = store.offset(upload)
     if request.method == "HEAD":
         return Response(status=200, headers=tus_headers(upload, offset))
