@@ -62,6 +62,7 @@ def officers_work(case: Case, n: int, capacity: int) -> None:
     key = f"bench-{n}"
     if n < capacity:
         case.assign(OFFICER, OFFICER, f"{key}-assign")
+        case.submit_application((), (), "en", f"{key}-send", "applicant")  # stage two, sent
         if n % 10 == 9:
             case.return_incomplete(["documents_missing"], "", OFFICER, f"{key}-return")
             return

@@ -16,13 +16,14 @@ from domain.case import Case
 from domain.casework import Casework
 from domain.ledger import Ledger, ledger_id
 from domain.registry import Registry
-from projections.allocation import AllocationQueries, AllocationView
+from projections.allocation import HOLDING, AllocationQueries, AllocationView
 from projections.casework import CaseworkView
 from projections.officer import OfficerQueries
 from projections.persistence import application_env
 from projections.rebuild import status
 from projections.runner import catch_up
 from projections.views import make_engine, migrate
+from tests.conftest import send_application
 from tests.integration.seed import seed_submitted
 from tests.integration.test_rebuild import Roster, staff_member
 
@@ -37,6 +38,7 @@ CASE_METRICS = {
     Case.Registered: "registered",
     Case.Submitted: "submitted",
     Case.Withdrawn: "withdrawn",
+    Case.ApplicationSubmitted: "application_submitted",
     Case.AcceptedForProcessing: "accepted",
     Case.ReturnedIncomplete: "returned",
     Case.Approved: "approved",
@@ -98,12 +100,13 @@ def test_the_board_counts_what_the_ledger_and_the_cases_hold_and_never_more_than
 
         def holds_place(case_id: UUID) -> bool:
             found = places.of_case(case_id)
-            return found is not None and found.state == "granted"
+            return found is not None and found.state in HOLDING
 
         work = Casework(registry, Roster(officer), holds_place)  # type: ignore[arg-type]
         holders = [c for c in entries[:CAPACITY] if holds_place(c)]
         for n, case_id in enumerate(holders[: ACCEPTED + RETURNED]):
-            common = {"officer": officer, "expected_version": 4, "idempotency_key": f"o{n}"}
+            send_application(registry, case_id)  # the completeness check follows stage two
+            common = {"officer": officer, "expected_version": 5, "idempotency_key": f"o{n}"}
             if n < ACCEPTED:
                 work.accept_for_processing(case_id, **common)
             else:

@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from domain.allocator import Allocator
 from domain.casework import Casework
 from domain.registry import Registry
-from projections.allocation import AllocationQueries
+from projections.allocation import HOLDING, AllocationQueries
 from projections.persistence import application_env
 from projections.rebuild import VIEWS, rebuild, status
 from projections.views import make_engine, metadata, migrate
 from projections.worker import Worker
 from tests.casework_fakes import Roster, staff_member
-from tests.conftest import about_you, submit_person
+from tests.conftest import about_you, send_application, submit_person
 from tests.integration.servers import carepath_command, carepath_env, run_carepath
 
 CODE = "rebuild"
@@ -100,11 +100,13 @@ def a_day_of_casework(run: Run) -> None:
 
     def holds_place(case_id: UUID) -> bool:
         found = allocations.of_case(case_id)
-        return found is not None and found.state == "granted"
+        return found is not None and found.state in HOLDING
 
     work = Casework(registry, Roster(me, other), holds_place)  # type: ignore[arg-type]
 
     def act(name: str, case_id: UUID, *args: Any) -> None:
+        if name in {"accept_for_processing", "return_incomplete"}:
+            send_application(registry, case_id)  # the completeness check follows stage two
         getattr(work, name)(
             case_id,
             *args,
