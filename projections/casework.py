@@ -3,8 +3,8 @@
 Built only from the Registry's log (the Case events), so dropping the tables and replaying
 rebuilds them exactly. No personal data goes in: references, ids, statuses, dates, step names,
 reason codes and what officers wrote; never an applicant's answers. Documents are listed by
-checklist item, digest, size, detected type and the sanitised original name (for officers'
-lists); every digest any event names is kept for ever, for the blob collector.
+checklist item, digest, size and detected type, never their file names (a name can carry the
+applicant's: officers read current names from the case itself); every digest any event names is kept for ever, for the blob collector.
 """
 
 from __future__ import annotations
@@ -323,7 +323,6 @@ class CaseworkView(FollowingView):
                 "digest": e.digest,
                 "size": e.size,
                 "media_type": e.media_type,
-                "name": e.name,
                 "scan": e.scan,
                 "state": CURRENT,
                 "replaces": e.replaces,

@@ -50,7 +50,6 @@ class DocumentRow:
     digest: str
     size: int
     media_type: str
-    name: str  # the sanitised original name, for display only
     scan: str  # a ScanState value
     state: str  # current, replaced or removed
     replaces: str | None
@@ -92,7 +91,6 @@ class DocumentQueries:
                 digest=r.digest,
                 size=int(r.size),
                 media_type=r.media_type,
-                name=r.name,
                 scan=r.scan,
                 state=r.state,
                 replaces=r.replaces,

@@ -209,7 +209,6 @@ case_documents = sa.Table(
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("media_type", sa.String(100), nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
     sa.Column("scan", sa.String(16), nullable=False),  # a ScanState value
     sa.Column("state", sa.String(16), nullable=False),  # current, replaced or removed
     sa.Column("replaces", sa.String(16)),  # the document this one replaced

@@ -260,7 +260,7 @@ def case_documents(reference: str) -> Response:
         {
             "document_id": r.document_id,
             "item": r.item,
-            "name": r.name,
+            "name": None,  # the read model keeps no file names (they can carry personal data)
             "media_type": r.media_type,
             "size": r.size,
             "digest": r.digest,

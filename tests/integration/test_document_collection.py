@@ -284,7 +284,7 @@ def test_the_documents_tables_rebuild_row_for_row_and_a_replay_gives_the_same(ru
     run.documents.remove_document(case_id, letter, idempotency_key="remove-letter")
     run.settle()
     live = rows(run.engine, case_documents), rows(run.engine, document_digests)
-    assert [r[8] for r in live[0]] == ["replaced", "current", "removed"]  # d1, d2, d3
+    assert [r[7] for r in live[0]] == ["replaced", "current", "removed"]  # d1, d2, d3
 
     # When the casework view is rebuilt into scratch tables and swapped in
     done = rebuild(run.engine, run.registry, CaseworkView.name)

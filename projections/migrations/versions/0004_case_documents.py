@@ -44,7 +44,6 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("media_type", sa.String(100), nullable=False),
-        sa.Column("name", sa.Text, nullable=False),
         sa.Column("scan", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("replaces", sa.String(16)),
