@@ -112,6 +112,11 @@ def test_an_invited_applicant_uploads_through_the_html_form_and_sees_it_on_the_r
     page.click("#item-identity form[enctype] button[type=submit]")
     assert "must be a PDF, JPG or PNG" in page.locator(".error-summary").inner_text()
     page.screenshot(path=str(shots / f"{name}-3-refused.png"), full_page=True)
+    page.goto(live_server.url("/application/complete?lang=fr"))
+    assert page.locator("h1").inner_text() == "Remplissez votre demande"
+    assert page.locator("html").get_attribute("lang") == "fr"
+    page.screenshot(path=str(shots / f"{name}-3b-french.png"), full_page=True)
+    page.goto(live_server.url("/application/complete?lang=en"))
 
     page.click("form[action$='/send'] button")
     page.wait_for_url("**/application/complete/receipt")
