@@ -43,7 +43,8 @@ pytestmark = pytest.mark.slow
 INTAKE = "upload-crash"
 CONCURRENT = 200
 MB = 2**20
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds one request may take before the client counts it as lost
+RETRY_FOR = 120.0  # seconds a client retries one upload after the restart (a busy machine)
 TUS = {"Tus-Resumable": "1.0.0"}
 APPEND = "application/offset+octet-stream"
 
@@ -242,11 +243,13 @@ def upload_once(server: ServerProcess, person: Applicant) -> None:
 
 def upload_until_done(server: ServerProcess, person: Applicant) -> str:
     """Retry after the restart with the same key or tus URL, until a 2xx names the document."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + RETRY_FOR
+    seen: list[str] = []  # what each attempt got, for the failure message
     while time.monotonic() < deadline:
         try:
             if person.whole:
                 answer = put_whole(server, person)
+                seen.append(f"PUT {answer.status_code}")
                 if answer.status_code in (200, 201):
                     return str(answer.json()["document_id"])
                 assert answer.status_code in (423, 503), answer.text
@@ -256,6 +259,7 @@ def upload_until_done(server: ServerProcess, person: Applicant) -> str:
                     tus_create(server, person)
                 assert person.location is not None
                 where = person.http.head(server.url(person.location), headers=TUS, timeout=TIMEOUT)
+                seen.append(f"HEAD {where.status_code} {where.headers.get('Upload-Offset')}")
                 if where.status_code != 200:
                     assert where.status_code in (423, 503), where.status_code
                     time.sleep(0.1)
@@ -264,13 +268,15 @@ def upload_until_done(server: ServerProcess, person: Applicant) -> str:
                     return document
                 offset = int(where.headers["Upload-Offset"])
                 answer = tus_patch(server, person, offset, len(person.content))
+                seen.append(f"PATCH {offset} {answer.status_code}")
                 if answer.status_code == 204 and answer.headers.get("Carepath-Document-Id"):
                     return answer.headers["Carepath-Document-Id"]
                 assert answer.status_code in (204, 409, 423, 503), answer.text
             time.sleep(0.1)
-        except requests.RequestException:
+        except requests.RequestException as lost:
+            seen.append(type(lost).__name__)
             time.sleep(0.1)
-    raise AssertionError(f"applicant {person.number} never got an answer")
+    raise AssertionError(f"applicant {person.number} never got an answer: {seen[-12:]}")
 
 
 # A request cut short at a chosen byte, on a raw socket
