@@ -24,6 +24,7 @@ from web import (
     staff,
     staff_api,
     staff_auth,
+    stage_two,
     uploads_api,
 )
 from web.extensions import babel, csrf, limiter, server_session
@@ -81,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(applicant.bp)
+    app.register_blueprint(stage_two.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
     app.register_blueprint(uploads_api.bp, url_prefix="/api/v1/case")
