@@ -589,11 +589,18 @@ def _upload_paths(spec: APISpec) -> None:
         },
     )
     document = {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}}
-    key = {
-        "name": "key",
+    item = {
+        "name": "item",
         "in": "path",
         "required": True,
-        "description": "PUT: a checklist item's key; GET and DELETE: a document id",
+        "description": "a checklist item's key, e.g. identity",
+        "schema": {"type": "string"},
+    }
+    document_id = {
+        "name": "document_id",
+        "in": "path",
+        "required": True,
+        "description": "a document's id on your case, e.g. d1",
         "schema": {"type": "string"},
     }
     upload_id = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -609,11 +616,9 @@ def _upload_paths(spec: APISpec) -> None:
             }
         },
     )
-    # One path for both: PUT names a checklist item, GET and DELETE a document (OpenAPI has
-    # no two templates of the same shape).
     spec.path(
-        "/case/documents/{key}",
-        parameters=[key],
+        "/case/documents/items/{item}",
+        parameters=[item],
         operations={
             "put": {
                 "summary": "Upload one file (up to the resumable threshold, CAREPATH_TUS_THRESHOLD) "
@@ -657,6 +662,12 @@ def _upload_paths(spec: APISpec) -> None:
                     "422": REFUSED,
                 },
             },
+        },
+    )
+    spec.path(
+        "/case/documents/{document_id}",
+        parameters=[document_id],
+        operations={
             "get": {
                 "summary": "Download your document: an attachment of its detected type",
                 "responses": {

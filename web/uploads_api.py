@@ -1,6 +1,6 @@
 """The applicant's documents over the JSON API: raw uploads, tus 1.0 resumable uploads, downloads.
 
-Small files go in one `PUT /case/documents/<item>`; files over the tus threshold go through the
+Small files go in one `PUT /case/documents/items/<item>`; files over the tus threshold go through the
 tus core protocol with the creation extension (https://tus.io/protocols/resumable-upload):
 `POST /case/uploads` creates an upload bound to the case, `PATCH` appends to its staging file
 and `HEAD` says how much is stored. Every chunk is fsynced before its offset is acknowledged,
@@ -117,7 +117,7 @@ def content_length() -> int | None:
 # Whole-file uploads, the list, downloads and removal
 
 
-@bp.put("/documents/<item>")
+@bp.put("/documents/items/<item>")
 def put_document(item: str) -> tuple[Response | str, int] | Response:
     """One file in the body, for a checklist item (or in place of `?replaces=`)."""
     case_id = signed_in_case_id()

@@ -39,7 +39,7 @@ def metadata(**pairs: str) -> str:
 
 def put(client: Any, item: str, content: bytes, name: str, **query: str) -> Any:
     return client.put(
-        f"/api/v1/case/documents/{item}",
+        f"/api/v1/case/documents/items/{item}",
         data=content,
         query_string=query,
         headers={"Idempotency-Key": key(), "Upload-Filename": name},

@@ -67,7 +67,7 @@ def metadata(**pairs: str) -> str:
 
 def put_file(client: Any, item: str, content: bytes, name: str, key: str, **query: str) -> Any:
     return client.put(
-        f"/api/v1/case/documents/{item}",
+        f"/api/v1/case/documents/items/{item}",
         data=content,
         query_string=query,
         headers={
@@ -218,7 +218,7 @@ def test_a_whole_file_over_the_threshold_is_sent_to_the_resumable_upload(app, ap
 
 def test_a_whole_file_without_content_length_or_name_is_refused(app, applicant):
     environ = EnvironBuilder(
-        "/api/v1/case/documents/identity",
+        "/api/v1/case/documents/items/identity",
         method="PUT",
         input_stream=io.BytesIO(pdf_bytes()),
         headers={"Idempotency-Key": "no-length-000001", "Upload-Filename": "a.pdf"},
@@ -227,7 +227,7 @@ def test_a_whole_file_without_content_length_or_name_is_refused(app, applicant):
     no_length = applicant.open(Request(environ))
     assert no_length.status_code == 411
     no_name = applicant.put(
-        "/api/v1/case/documents/identity",
+        "/api/v1/case/documents/items/identity",
         data=pdf_bytes(),
         headers={"Idempotency-Key": "no-name-00000001"},
     )
@@ -320,7 +320,7 @@ def server_environ(terminated: bool, length: int) -> dict[str, Any]:
 def test_a_whole_file_cut_short_records_nothing(app, applicant, terminated):
     content = pdf_bytes()
     cut = applicant.put(
-        "/api/v1/case/documents/identity",
+        "/api/v1/case/documents/items/identity",
         input_stream=io.BytesIO(content[:-10]),  # the PDF's end never arrives
         headers={"Idempotency-Key": "cut-short-000001", "Upload-Filename": "a.pdf"},
         environ_overrides=server_environ(terminated, len(content)),

@@ -187,7 +187,7 @@ def metadata(**pairs: str) -> str:
 
 def put_whole(server: ServerProcess, person: Applicant) -> requests.Response:
     return person.http.put(
-        server.url("/api/v1/case/documents/identity"),
+        server.url("/api/v1/case/documents/items/identity"),
         data=person.content,
         headers={"Idempotency-Key": person.key, "Upload-Filename": f"id-{person.number}.pdf"},
         timeout=TIMEOUT,
@@ -301,7 +301,7 @@ def half_put(server: ServerProcess, person: Applicant) -> tuple[socket.socket, i
         server,
         person,
         "PUT",
-        "/api/v1/case/documents/identity",
+        "/api/v1/case/documents/items/identity",
         {"Idempotency-Key": person.key, "Upload-Filename": "cut.pdf"},
     )
 
