@@ -7,6 +7,7 @@ root/collect.lock          commits hold it shared, the collector exclusive (fcnt
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -97,6 +98,26 @@ class FilesystemBlobStore:
             return self._path(digest).stat().st_size
         except FileNotFoundError:
             raise DocumentNotFound(f"no blob {digest}") from None
+
+    @property
+    def staging(self) -> Path:
+        """Where resumable uploads keep their bytes and metadata until complete (web's tus)."""
+        return self.root / "uploads"
+
+    def expire_staging(self, older_than: datetime) -> int:
+        """Delete resumable uploads nobody has added to since `older_than` (each PATCH writes
+        its file, so an upload in use is never old); the number of files removed."""
+        if older_than.tzinfo is None:
+            raise ValueError("older_than must carry its time zone")
+        cutoff, removed = older_than.timestamp(), 0
+        if not self.staging.is_dir():
+            return 0
+        for path in self.staging.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest, in order (for audits and tests)."""

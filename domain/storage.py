@@ -68,6 +68,15 @@ class BlobStore(Protocol):
         """Every stored blob's digest (for audits and tests)."""
         ...
 
+    @property
+    def staging(self) -> Path:
+        """Where resumable uploads keep their parts until they complete."""
+        ...
+
+    def expire_staging(self, older_than: datetime) -> int:
+        """Delete resumable uploads not added to since `older_than`; how many files went."""
+        ...
+
     def collect(
         self,
         older_than: datetime,

@@ -114,6 +114,10 @@ def expire_overdue_offers(
 DEFAULT_GRACE = timedelta(hours=24)
 
 
+# A resumable upload nobody has added to for this long is given up (the person starts again).
+ABANDONED_UPLOAD = timedelta(days=7)
+
+
 def collect_documents(
     store: BlobStore,
     documents_queries: DocumentQueries,
@@ -132,12 +136,15 @@ def collect_documents(
     # under it, for the few events since, is then short.
     lag_barrier()
     done = store.collect(now - grace, documents_queries.referenced, lag_barrier)
+    abandoned = store.expire_staging(now - ABANDONED_UPLOAD)
     log.info(
-        "collected documents: %d examined, %d kept, %d deleted (%d bytes)",
+        "collected documents: %d examined, %d kept, %d deleted (%d bytes); "
+        "%d files of abandoned resumable uploads removed",
         done.examined,
         done.kept,
         done.deleted,
         done.bytes_freed,
+        abandoned,
     )
     return done
 

@@ -80,7 +80,7 @@ def settings() -> Settings:
 
 
 def staging() -> Staging:
-    return Staging(settings().documents_dir / "uploads")
+    return Staging(documents().store.staging)
 
 
 def document_json(document: DocumentView) -> dict[str, Any]:

@@ -238,3 +238,19 @@ def test_collection_waits_for_a_commit_in_progress(store: FilesystemBlobStore) -
     assert not collector.is_alive()
     assert results == [Collected(examined=1, kept=1, deleted=0, bytes_freed=0)]
     assert list(store.digests()) == [received.digest]
+
+
+def test_abandoned_resumable_uploads_expire_and_one_in_use_stays(tmp_path):
+    store = FilesystemBlobStore(tmp_path / "documents")
+    store.staging.mkdir()
+    old, fresh = store.staging / "a", store.staging / "b"
+    for path in (old, fresh, store.staging / "a.json"):
+        path.write_bytes(b"part")
+    week_ago = (datetime.now(UTC) - timedelta(days=8)).timestamp()
+    os.utime(old, (week_ago, week_ago))
+    os.utime(store.staging / "a.json", (week_ago, week_ago))
+
+    removed = store.expire_staging(datetime.now(UTC) - timedelta(days=7))
+
+    assert removed == 2
+    assert sorted(p.name for p in store.staging.iterdir()) == ["b"]
