@@ -12,7 +12,6 @@ collector deletes after a grace period.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,13 +86,8 @@ class Documents:
         *,
         scanner: Scanner | None = None,
         clock: Callable[[], datetime] = _utcnow,
-        max_inspections: int = 4,
     ) -> None:
         self._registry = registry
-        # Decoding an image or walking a PDF's objects costs memory in proportion to the file
-        # (about 10 MB for a large PNG): at most this many at once per process, so a burst of
-        # completed uploads queues here instead of growing every worker's heap.
-        self._inspections = threading.BoundedSemaphore(max_inspections)
         self.store = store
         self._inspector = inspector
         self._offers = offers
@@ -184,8 +178,7 @@ class Documents:
         case_id = case.id
         display_name = self._inspector.check_name(name)
         with self.store.receive(source, limit=item.max_bytes) as received:
-            with self._inspections:
-                media_type = self._inspector.inspect(received.path, item.types)
+            media_type = self._inspector.inspect(received.path, item.types)
             scan = self._scan_state(received.path)
             document = DocumentView(
                 document_id="",  # the case numbers it
