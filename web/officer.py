@@ -80,7 +80,7 @@ from web.officer_schemas import (
     ACTIONS as ACTION_NAMES,
 )
 from web.schemas import flatten, shared
-from web.sections import SECTION_FIELDS, SECTION_TITLES, section_choices
+from web.sections import SECTION_FIELDS, SECTION_TITLES, section_display
 from web.staff_auth import current_staff, protect, require_staff
 
 bp = Blueprint("officer", __name__, url_prefix="/staff")
@@ -451,19 +451,13 @@ def _details(found: CaseView) -> list[tuple[Any, list[tuple[Any, str]]]]:
         (
             SECTION_TITLES.get(section, section),
             [
-                (f.label, _section_answer(f, found.details[section].get(f.name), language))
+                (f.label, section_display(f, found.details[section].get(f.name), language))
                 for f in SECTION_FIELDS.get(section, ())
             ],
         )
         for section in found.intake.sections
         if section in found.details
     ]
-
-
-def _section_answer(field: Any, value: Any, language: str) -> str:
-    if value is not None and field.choices in {"language_tests", "provinces"}:
-        return dict(section_choices(field.choices)).get(str(value), str(value))
-    return display(field, value, language)
 
 
 def _checklist(found: CaseView) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError, fields, validates_schema
 
 from web.countries import COUNTRY_CODES
-from web.forms import Field
+from web.forms import Field, display
 from web.schemas import (
     LANGUAGE_LEVELS,
     StepSchema,
@@ -148,6 +148,13 @@ def section_choices(name: str) -> list[tuple[str, str]]:
     if name == "provinces":
         return [(key, str(PROVINCE_LABELS[key])) for key in PROVINCES]
     raise KeyError(name)
+
+
+def section_display(field: Field, value: Any, language: str) -> str:
+    """A stage-two answer as a person reads it (receipts, the officer's case page)."""
+    if value is not None and field.choices in {"language_tests", "provinces"}:
+        return dict(section_choices(field.choices)).get(str(value), str(value))
+    return display(field, value, language)
 
 
 def _date(label: Any, *, required: bool = True) -> fields.Date:

@@ -28,7 +28,6 @@ from web.auth import signed_in_case_id
 from web.errors import describe, document_message, type_list
 from web.extensions import csrf
 from web.forms import choices as step_choices
-from web.forms import display
 from web.i18n import current_language
 from web.schemas import EnvelopeSchema, shared
 from web.sections import (
@@ -38,6 +37,7 @@ from web.sections import (
     SECTION_TITLES,
     clean_section,
     section_choices,
+    section_display,
 )
 
 bp = Blueprint("stage_two", __name__)
@@ -345,7 +345,7 @@ def receipt() -> Any:
         {
             "title": SECTION_TITLES[s],
             "rows": [
-                (f.label, _display(f, case.details.get(s, {}).get(f.name), language))
+                (f.label, section_display(f, case.details.get(s, {}).get(f.name), language))
                 for f in SECTION_FIELDS[s]
             ],
         }
@@ -353,14 +353,6 @@ def receipt() -> Any:
     ]
     names = {item.key: item.name(language) for item in case.intake.checklist}
     return render_template("stage_two/receipt.html", case=case, sections=sections, names=names)
-
-
-def _display(field: Any, value: Any, language: str) -> str:
-    if field.choices in {"language_tests", "provinces"}:
-        return dict(section_choices(field.choices)).get(
-            str(value), "" if value is None else str(value)
-        )
-    return display(field, value, language)
 
 
 __all__ = ["attachment", "bp"]
