@@ -29,9 +29,10 @@ def case_id_of(client: Any) -> UUID:
         return UUID(session["case_id"])
 
 
-def pdf_bytes(text: str = "Passport of Maria Santos") -> bytes:
-    """A small valid one-page PDF, written by hand so tests need no PDF library."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+def pdf_bytes(text: str = "Passport of Maria Santos", pad: bytes = b"") -> bytes:
+    """A small valid one-page PDF, written by hand so tests need no PDF library; `pad` (comment
+    lines) goes at the end of its page's content stream, to make it larger."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() + pad
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
