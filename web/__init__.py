@@ -20,6 +20,7 @@ from web import (
     health,
     i18n,
     officer,
+    request_body,
     security,
     staff,
     staff_api,
@@ -30,6 +31,8 @@ from web import (
 from web.extensions import babel, csrf, limiter, server_session
 from web.i18n import select_locale
 from web.settings import Settings
+
+DRAIN_LIMIT = 128 * 1024 * 1024  # more than any route accepts (see web.request_body)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -90,4 +93,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(staff.bp)
     app.register_blueprint(officer.bp)
     app.register_blueprint(staff_api.bp, url_prefix="/api/v1/staff")
+    # Outermost: the rest of every body is read before gunicorn keeps the connection alive.
+    request_body.init_app(app, limit=DRAIN_LIMIT)
     return app
