@@ -114,6 +114,14 @@ def render_step(
     ), status
 
 
+def posted_values(case: CaseView, step: str) -> dict[str, Any]:
+    """What a step form shows again after a refused post: what was typed, and for the fields
+    that cannot change after registering (shown as text, never posted), what is stored."""
+    stored = case.answers.get(step, {})
+    locked = {field.name for field in STEP_FIELDS[step] if field.locked}
+    return {**request.form.to_dict(), **{name: stored.get(name) for name in locked}}
+
+
 def after_save(step: str) -> Response:
     if request.form.get("action") == "later":
         return redirect(url_for(".saved"))
@@ -203,7 +211,7 @@ def step(step: str) -> Any:
     if errors:
         return render_step(
             step,
-            values=request.form,
+            values=posted_values(case, step),
             errors=errors,
             case=case,
             version=envelope.get("version", case.version),
@@ -222,7 +230,7 @@ def step(step: str) -> Any:
     except domain.StaleVersion as stale:
         return render_step(
             step,
-            values=request.form,
+            values=posted_values(case, step),
             errors={},
             version=stale.actual,
             intake=case.intake,

@@ -146,3 +146,28 @@ def test_withdrawal_reason_may_span_several_lines(app):
         client, "/application/withdraw", {"confirm": "yes", "reason": "Found work.\r\nThank you"}
     )
     assert withdrawn.status_code == 302
+
+
+def test_a_refused_change_of_names_still_shows_the_stored_identity(client):
+    # given a registered applicant changing their names after registering
+    register(client)
+    # when the change is refused (no family name)
+    refused = post_form(
+        client, "/application/steps/about_you", {"family_name": "", "given_names": "Maria"}
+    )
+    # then the page shows the error, the typed name, and the locked identity as stored
+    assert refused.status_code == 422
+    assert error_summary(refused.text)
+    assert form_values(refused.text)["given_names"] == "Maria"
+    assert "P00000001" in refused.text
+    assert "Philippines" in refused.text
+    assert "None" not in refused.text
+
+
+def test_a_forged_identity_in_a_refused_post_is_not_shown(client):
+    register(client)
+    forged = {"family_name": "", "given_names": "Maria", "passport_number": "X99999999"}
+    refused = post_form(client, "/application/steps/about_you", forged)
+    assert refused.status_code == 422
+    assert "X99999999" not in refused.text
+    assert "P00000001" in refused.text
