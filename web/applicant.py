@@ -15,6 +15,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
@@ -91,6 +92,7 @@ def render_step(
     intake: Any,
     case: CaseView | None = None,
     banner: str | None = None,
+    banner_links: tuple[tuple[str, str], ...] = (),
     status: int = 200,
 ) -> tuple[str, int]:
     language = current_language()
@@ -108,6 +110,7 @@ def render_step(
         intake=intake,
         case=case,
         banner=banner,
+        banner_links=banner_links,
         action=url_for(".register", code=intake.code)
         if case is None
         else url_for(".step", step=step),
@@ -142,6 +145,9 @@ def register(code: str) -> Any:
     intake = registry().get_intake(code)
     if "case_id" in session:
         return redirect(url_for(".resume"))
+    if intake.status is not IntakeStatus.OPEN:  # no form to fill in for nothing
+        status = 200 if request.method == "GET" else 409
+        return render_template("intake_not_open.html", intake=intake), status
     if request.method == "GET":
         return render_step("about_you", values={}, errors={}, version=None, intake=intake)
     envelope, answers, errors = parse_step("about_you")
@@ -162,6 +168,9 @@ def register(code: str) -> Any:
             version=None,
             intake=intake,
             banner=message,
+            banner_links=((url_for(".sign_in"), _("Sign in")),)
+            if isinstance(refused, domain.DuplicateRegistration)
+            else (),
             status=status,
         )
     sign_in_session(done.case_id)

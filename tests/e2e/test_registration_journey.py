@@ -171,3 +171,44 @@ def test_a_forged_identity_in_a_refused_post_is_not_shown(client):
     assert refused.status_code == 422
     assert "X99999999" not in refused.text
     assert "P00000001" in refused.text
+
+
+def test_a_second_registration_is_refused_with_a_way_to_sign_in(app):
+    register(app.test_client())
+    again = post_form(app.test_client(), "/intakes/test/register", about_you(1))
+    assert again.status_code == 409
+    assert "already registered" in again.text
+    assert 'href="/sign-in"' in again.text
+
+
+def test_the_register_page_of_a_closed_intake_offers_no_form(app, client):
+    opened = client.get("/intakes/test/register")  # a form opened before the close
+    app.extensions["carepath.registry"].close_intake("test", actor="test")
+    page = client.get("/intakes/test/register")
+    assert page.status_code == 200
+    assert "has closed" in page.text
+    assert 'name="family_name"' not in page.text
+    assert 'href="/sign-in"' in page.text
+    posted = client.post(
+        "/intakes/test/register", data={**hidden_fields(opened.text), **about_you(2)}
+    )
+    assert posted.status_code == 409
+    assert "has closed" in posted.text
+
+
+def test_the_register_page_of_an_intake_not_yet_open_says_so(app, client):
+    registry = app.extensions["carepath.registry"]
+    registry.define_intake(
+        code="later",
+        name="Later intake",
+        stream="outside",
+        capacity=5,
+        policy="first_come",
+        actor="test",
+    )
+    page = client.get("/intakes/later/register")
+    assert page.status_code == 200
+    assert "has not opened yet" in page.text
+    assert 'name="family_name"' not in page.text
+    french = client.get("/intakes/later/register", headers={"Accept-Language": "fr"})
+    assert "ne sont pas encore ouvertes" in french.text
