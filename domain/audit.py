@@ -17,7 +17,7 @@ from uuid import UUID
 from domain.case import Case
 from domain.intake import Intake
 from domain.ledger import Ledger
-from domain.policies import commitment, lottery_ranking
+from domain.policies import commitment, fairness, lottery_ranking
 
 
 @dataclass
@@ -27,6 +27,7 @@ class DrawAudit:
     intake_id: UUID
     entries: int = 0
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    fairness: dict[str, Any] | None = None  # as the ledger recorded it, once recomputed
 
     def check(self, name: str, held: bool, detail: str = "") -> None:
         self.checks.append((name, held, detail))
@@ -98,7 +99,32 @@ def recompute_draw(
         decided == ranked,
         "all in order" if decided == ranked else f"first difference at rank {first_wrong}",
     )
+    granted = draw_grants(after, len(ranked))
+    recomputed = fairness(entries, granted).as_dict()
+    recorded = dict(draw.fairness)
+    same = all(recomputed.get(key) == value for key, value in recorded.items())
+    audit.check(
+        "the fairness figures match a recomputation from the log",
+        same,
+        f"{len(granted)} selected of {len(entries)}",
+    )
+    audit.fairness = recorded
     return audit
+
+
+def draw_grants(after_draw: list[Any], entries: int) -> set[UUID]:
+    """Who the draw itself selected: the places granted among its first `entries` decisions
+    (a place granted later, to someone moving up the waitlist, is not the draw's)."""
+    granted: set[UUID] = set()
+    decided = 0
+    for event in after_draw:
+        if decided == entries:
+            break
+        if isinstance(event, Ledger.PlaceGranted | Ledger.Waitlisted | Ledger.NotSelected):
+            decided += 1
+            if isinstance(event, Ledger.PlaceGranted):
+                granted.add(event.case_id)
+    return granted
 
 
 IGNORED_FIELDS = {"timestamp"}  # set by the clock when an event is made, not by the decision

@@ -54,34 +54,80 @@ def lottery_ranking(seed: str, case_ids: Iterable[UUID]) -> tuple[str, str, list
 
 
 @dataclass(frozen=True)
+class RankSum:
+    """The Wilcoxon-Mann-Whitney rank-sum test of the selected entries' positions in the log
+    against the others': does not depend on any cut into groups."""
+
+    selected: int
+    others: int
+    u: float  # U of the selected: how many (selected, other) pairs have the selected one later
+    z: float  # normal approximation with continuity correction; < 0: the selected came earlier
+    p_value: float  # two-sided
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "selected": self.selected,
+            "others": self.others,
+            "u": self.u,
+            "z": round(self.z, 6),
+            "p_value": round(self.p_value, 6),
+        }
+
+
+@dataclass(frozen=True)
 class Fairness:
-    """Selection rate by registration-time decile, and a chi-square test of independence."""
+    """Selection rate by position decile, a chi-square test of independence, and a rank-sum
+    test of positions."""
 
     deciles: tuple[tuple[int, int], ...]  # (entries, selected) per decile, earliest first
     chi_square: float
     degrees_of_freedom: int
     p_value: float
+    rank_sum: RankSum | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        figures: dict[str, object] = {
             "deciles": [list(d) for d in self.deciles],
             "chi_square": round(self.chi_square, 6),
             "degrees_of_freedom": self.degrees_of_freedom,
             "p_value": round(self.p_value, 6),
         }
+        if self.rank_sum is not None:
+            figures["rank_sum"] = self.rank_sum.as_dict()
+        return figures
 
 
-def fairness(in_registration_order: Sequence[UUID], selected: set[UUID]) -> Fairness:
+def rank_sum(in_order: Sequence[UUID], selected: set[UUID]) -> RankSum:
+    """U = R - n1(n1+1)/2, R the sum of the selected entries' positions (1-based); under a fair
+    draw U has mean n1*n2/2 and variance n1*n2*(n+1)/12 (positions are distinct: no ties)."""
+    n = len(in_order)
+    positions = [i for i, case_id in enumerate(in_order, start=1) if case_id in selected]
+    n1 = len(positions)
+    n2 = n - n1
+    u = sum(positions) - n1 * (n1 + 1) / 2
+    if n1 == 0 or n2 == 0:
+        return RankSum(n1, n2, u, 0.0, 1.0)
+    mean = n1 * n2 / 2
+    deviation = math.sqrt(n1 * n2 * (n + 1) / 12)
+    gap = max(abs(u - mean) - 0.5, 0.0)
+    z = math.copysign(gap / deviation, u - mean)
+    return RankSum(n1, n2, u, z, math.erfc(abs(z) / math.sqrt(2)))
+
+
+def fairness(in_order: Sequence[UUID], selected: set[UUID]) -> Fairness:
     """Would a draw favour early or late registrants (as the DV-2012 draw did)?
 
-    Entries are split into ten groups by registration order; the chi-square statistic compares
-    selected / not selected counts across groups with what independence predicts.
+    `in_order`: the entries in the order their Case.Submitted was committed to the Registry's log.
+    They are split into ten groups by that position (group g holds positions g*n//10 up to
+    (g+1)*n//10, 0-based, end excluded); the chi-square statistic compares selected / not selected
+    counts across groups with what independence predicts. The rank-sum test compares positions
+    directly, without the cut.
     """
-    n = len(in_registration_order)
+    n = len(in_order)
     groups = min(10, n)
     deciles = []
     for g in range(groups):
-        part = in_registration_order[g * n // groups : (g + 1) * n // groups]
+        part = in_order[g * n // groups : (g + 1) * n // groups]
         deciles.append((len(part), sum(1 for case_id in part if case_id in selected)))
     total_selected = sum(s for _, s in deciles)
     rate = total_selected / n if n else 0.0
@@ -92,7 +138,7 @@ def fairness(in_registration_order: Sequence[UUID], selected: set[UUID]) -> Fair
                 chi += (observed - expected) ** 2 / expected
     df = max(groups - 1, 0)
     p_value = chi_square_survival(chi, df) if df and 0 < rate < 1 else 1.0
-    return Fairness(tuple(deciles), chi, df, p_value)
+    return Fairness(tuple(deciles), chi, df, p_value, rank_sum(in_order, selected))
 
 
 def chi_square_survival(x: float, df: int) -> float:

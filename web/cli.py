@@ -256,10 +256,45 @@ def audit_draw(code: str) -> None:
             replay.close()
     for name, held, detail in result.checks:
         click.echo(f"{'ok  ' if held else 'FAIL'} {name}{f'  ({detail})' if detail else ''}")
+    if result.fairness:
+        for line in fairness_lines(result.fairness):
+            click.echo(line)
     verdict = "matches" if result.ok else "DOES NOT MATCH"
     click.echo(f"draw of {code}: {result.entries} entries; the ledger {verdict} the log")
     if not result.ok:
         raise SystemExit(1)
+
+
+def one_in(p_value: float) -> str:
+    return "never" if p_value <= 0 else f"about 1 draw in {max(1, round(1 / p_value)):,}"
+
+
+def fairness_lines(figures: dict[str, Any]) -> list[str]:
+    """The draw's fairness figures as recorded, with what a p-value does and does not say."""
+    lines = ["fairness of the draw (entries in the order submitted to the log, ten groups):"]
+    lines.append("  group  entries  selected  rate")
+    for number, (entries, selected) in enumerate(figures.get("deciles", []), start=1):
+        rate = selected / entries if entries else 0.0
+        lines.append(f"  {number:>5}  {entries:>7}  {selected:>8}  {rate:6.1%}")
+    p_value = float(figures["p_value"])
+    lines.append(
+        f"  chi-square {figures['chi_square']:.3f} with {figures['degrees_of_freedom']} degrees"
+        f" of freedom: p = {p_value:.4f} (a fair draw gives groups this uneven or more"
+        f" {one_in(p_value)})"
+    )
+    if ranks := figures.get("rank_sum"):
+        lines.append(
+            f"  rank-sum of positions, {ranks['selected']} selected against {ranks['others']}"
+            f" others: U = {ranks['u']:.0f}, z = {ranks['z']:.3f}"
+            f" ({'earlier' if ranks['z'] < 0 else 'later'} than the others on average),"
+            f" p = {ranks['p_value']:.4f}"
+        )
+    lines.append(
+        "  A low p-value alone is no proof of bias: one fair draw in 20 gives p below 0.05, and"
+        " one in 200 below 0.005. Bias is shown by the checks above failing, or by p-values"
+        " that stay low over many draws."
+    )
+    return lines
 
 
 @cli.command("web")

@@ -109,6 +109,11 @@ def test_audit_draw_recomputes_a_lottery_from_the_log(run, sqlite_env):
     assert audited.exit_code == 0, audited.output
     assert "ok   the revealed seed matches the commitment made at opening" in audited.output
     assert "ok   a fresh allocator replaying the log records the same ledger" in audited.output
+    assert "ok   the fairness figures match a recomputation from the log" in audited.output
+    assert "3 selected of 12" in audited.output
+    assert "with 9 degrees of freedom: p = " in audited.output
+    assert "rank-sum of positions, 3 selected against 9 others" in audited.output
+    assert "A low p-value alone is no proof of bias" in audited.output
     assert audited.output.strip().endswith("draw of draw: 12 entries; the ledger matches the log")
 
 

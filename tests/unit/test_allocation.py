@@ -22,6 +22,7 @@ from domain.policies import (
     fairness,
     lottery_ranking,
     rank_key,
+    rank_sum,
 )
 from domain.registry import Registry
 from projections.runner import catch_up
@@ -150,7 +151,15 @@ def test_lottery_commits_at_open_draws_at_close_and_audits_clean(world):
         if isinstance(e, Ledger.PlaceGranted | Ledger.Waitlisted | Ledger.NotSelected)
     ]
     assert kinds == ["PlaceGranted"] * 3 + ["Waitlisted"] * 4 + ["NotSelected"] * 2
-    assert set(draw.fairness) == {"deciles", "chi_square", "degrees_of_freedom", "p_value"}
+    assert set(draw.fairness) == {
+        "deciles",
+        "chi_square",
+        "degrees_of_freedom",
+        "p_value",
+        "rank_sum",
+    }
+    assert draw.fairness["rank_sum"]["selected"] == 3
+    assert draw.fairness["rank_sum"]["others"] == 6
 
     log = [
         registry.mapper.to_domain_event(n)
@@ -196,6 +205,14 @@ def test_audit_catches_a_reordered_or_altered_draw(world):
         name for name, held, _ in recompute_draw(log, other_seed, intake_id).checks if not held
     }
     assert "the ledger drew with the revealed seed" in failed
+
+    flattering = list(events)
+    figures = {**events[draw_at].fairness, "p_value": 0.999999}
+    flattering[draw_at] = replace(events[draw_at], fairness=figures)
+    failed = {
+        name for name, held, _ in recompute_draw(log, flattering, intake_id).checks if not held
+    }
+    assert failed == {"the fairness figures match a recomputation from the log"}
 
 
 def test_a_fresh_allocator_replaying_the_log_records_the_same_ledgers(world):
@@ -263,6 +280,39 @@ def test_fairness_check_sees_no_bias_in_a_random_draw_and_flags_a_biased_one():
     biased = fairness(entries, set(entries[:1_800]) | set(ranked[:200]))
     assert biased.p_value < 1e-12
     assert biased.chi_square > 1_000
+    assert fair.rank_sum is not None
+    assert biased.rank_sum is not None
+    assert fair.rank_sum.p_value > 0.001
+    assert biased.rank_sum.p_value < 1e-12
+    assert biased.rank_sum.z < 0  # the selected came early
+
+
+def test_the_rank_sum_test_sees_a_bias_the_ten_groups_miss():
+    # every group has its share of the selected, but within each group they are the earliest
+    entries = [UUID(int=i + 1) for i in range(10_000)]
+    early_in_each_group = {e for g in range(10) for e in entries[g * 1000 : g * 1000 + 100]}
+    figures = fairness(entries, early_in_each_group)
+    assert figures.chi_square == pytest.approx(0.0)
+    assert figures.p_value == pytest.approx(1.0)
+    assert figures.rank_sum is not None
+    assert figures.rank_sum.p_value < 0.05
+
+
+@pytest.mark.parametrize(
+    ("positions", "n", "u", "expected"),
+    [
+        ((1, 2, 3), 10, 0.0, 0.022654494080089346),
+        ((8, 9, 10), 10, 21.0, 0.022654494080089346),
+        ((2, 5, 7, 11, 19), 20, 29.0, 0.4849913194671678),
+    ],
+)
+def test_rank_sum_matches_reference_values(positions, n, u, expected):
+    # reference values from scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True)
+    entries = [UUID(int=i) for i in range(1, n + 1)]
+    result = rank_sum(entries, {entries[p - 1] for p in positions})
+    assert result.u == u
+    assert result.p_value == pytest.approx(expected, abs=1e-12)
+    assert (result.selected, result.others) == (len(positions), n - len(positions))
 
 
 @pytest.mark.parametrize(
