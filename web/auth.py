@@ -18,7 +18,7 @@ def sign_in_session(case_id: UUID) -> None:
     language = session.get("lang")
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session.clear()
-    session.permanent = True
+    session.permanent = False  # a browser-session cookie; the store's expiry still applies
     session["case_id"] = str(case_id)
     session["seen"] = int(time.time())
     if language:

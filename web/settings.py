@@ -114,7 +114,9 @@ class Settings:
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.secure_cookies,
-            "SESSION_PERMANENT": True,
+            # A browser-session cookie (no Expires): closing the browser on a shared device ends
+            # it. The stored session still expires PERMANENT_SESSION_LIFETIME after its last write.
+            "SESSION_PERMANENT": False,
             "SESSION_REFRESH_EACH_REQUEST": False,  # see web/auth.py: touched every 15 minutes
             "PERMANENT_SESSION_LIFETIME": timedelta(hours=self.session_hours),
             "SESSION_KEY_PREFIX": "carepath:session:",
