@@ -15,6 +15,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
@@ -128,6 +129,8 @@ def posted_values(case: CaseView, step: str) -> dict[str, Any]:
 def after_save(step: str) -> Response:
     if request.form.get("action") == "later":
         return redirect(url_for(".saved"))
+    if request.form.get("return") == "review":  # reached by "Change" on the review page
+        return redirect(url_for(".review"))
     position = STEP_NAMES.index(step)
     following = STEP_NAMES[position + 1] if position + 1 < len(STEP_NAMES) else REVIEW
     return redirect(url_for(".review") if following == REVIEW else url_for(".step", step=following))
@@ -206,7 +209,7 @@ def step(step: str) -> Any:
         abort(404)
     case = signed_in_case()
     if not case.is_open:
-        return redirect(url_for(".status"))
+        return redirect(url_for(".status", already=1 if case.submitted_at else None))
     if request.method == "GET":
         return render_step(
             step,
@@ -259,7 +262,7 @@ def saved() -> str:
 def review() -> Any:
     case = signed_in_case()
     if not case.is_open:
-        return redirect(url_for(".status"))
+        return _already_closed(case)
     return render_template("review.html", case=case, **_summary(case), idempotency_key=new_key())
 
 
@@ -276,9 +279,11 @@ def submit() -> Any:
             language=current_language(),
             idempotency_key=envelope["idempotency_key"],
         )
-    except (domain.StaleVersion, domain.IncompleteRegistration) as refused:
+    except (domain.StaleVersion, domain.IncompleteRegistration, domain.CaseClosed) as refused:
         status, message = describe(refused)
         fresh = registry().get_case(case.id)
+        if not fresh.is_open:  # sent from another tab or device: say so, offer no second submit
+            return _already_closed(fresh)
         return render_template(
             "review.html", case=fresh, **_summary(fresh), banner=message, idempotency_key=new_key()
         ), status
@@ -290,12 +295,31 @@ def receipt() -> Any:
     case = signed_in_case()
     if case.submitted_at is None:
         return redirect(url_for(".resume"))
-    return render_template("receipt.html", case=case, **_summary(case))
+    return render_template("receipt.html", case=case, **_summary(case), banner=_already_sent(case))
 
 
 @bp.get("/application/status")
 def status() -> str:
-    return _status_page(signed_in_case())
+    case = signed_in_case()
+    return _status_page(case, banner=_already_sent(case))
+
+
+def _already_closed(case: CaseView) -> Response:
+    """Where a page of a case that can no longer change sends the applicant instead."""
+    if case.submitted_at is None:  # withdrawn before it was submitted
+        return redirect(url_for(".status"))
+    return redirect(url_for(".receipt", already=1))
+
+
+def _already_sent(case: CaseView) -> str | None:
+    """The banner of a page reached from a form of a registration that was already submitted."""
+    if request.args.get("already") != "1" or case.submitted_at is None:
+        return None
+    return _(
+        "Your registration was already submitted on %(when)s UTC. It can no longer be changed "
+        "or sent again.",
+        when=format_datetime(case.submitted_at, "medium"),
+    )
 
 
 @bp.post("/application/requests/<request_id>")

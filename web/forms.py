@@ -66,7 +66,7 @@ STEP_FIELDS: dict[str, tuple[Field, ...]] = {
             "date_of_birth",
             _l("Date of birth"),
             kind="date",
-            hint=_l("For example, 1985-04-27"),
+            hint=_l("For example, 27 April 1985"),  # words: the picker shows its own format
             autocomplete="bday",
             width="short",
             locked=True,
