@@ -23,6 +23,8 @@ from domain.values import (
 class Intake(Aggregate):
     """One round of a program: a fixed number of places, a window, and how places are allocated."""
 
+    seed = ""  # a lottery's seed, revealed at the close (a class default: older snapshots)
+
     class Defined(Aggregate.Created):
         code: str
         name: str
@@ -130,6 +132,7 @@ class Intake(Aggregate):
     @event(Closed)
     def _closed(self, actor: str, seed: str) -> None:
         self.status = IntakeStatus.CLOSED
+        self.seed = seed
 
     @event(DeadlinesChecked)
     def _deadlines_checked(self, at: datetime, actor: str) -> None:

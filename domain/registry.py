@@ -586,4 +586,6 @@ def _intake_view(intake: Intake) -> IntakeView:
         checklist=intake.checklist,
         sections=intake.sections,
         case_document_bytes=intake.case_document_bytes,
+        seed_commitment=intake.seed_commitment,
+        seed=intake.seed,
     )

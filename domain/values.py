@@ -132,6 +132,8 @@ class IntakeView:
     checklist: tuple[ChecklistItem, ...] = field(default=())
     sections: tuple[str, ...] = field(default=())
     case_document_bytes: int = 0
+    seed_commitment: str = ""  # a lottery's, recorded at opening
+    seed: str = ""  # a lottery's, revealed at the close
 
     def checklist_item(self, key: str) -> ChecklistItem | None:
         for item in self.checklist:

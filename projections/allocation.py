@@ -439,8 +439,11 @@ class AllocationQueries:
             return [UUID(str(row[0])) for row in rows]
 
     def draw_of(self, intake_id: UUID) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                sa.select(ledgers.c.draw).where(ledgers.c.intake_id == intake_id.hex)
-            ).scalar()
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(
+                    sa.select(ledgers.c.draw).where(ledgers.c.intake_id == intake_id.hex)
+                ).scalar()
+        except sa.exc.SQLAlchemyError as error:
+            raise ReadModelUnavailable(str(error)) from error
         return dict(found) if found else None

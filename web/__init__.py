@@ -20,6 +20,7 @@ from web import (
     health,
     i18n,
     officer,
+    public,
     request_body,
     security,
     staff,
@@ -85,6 +86,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(applicant.bp)
+    app.register_blueprint(public.bp)
     app.register_blueprint(stage_two.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)

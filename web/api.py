@@ -16,6 +16,7 @@ from web.auth import sign_in_session, signed_in_case_id
 from web.extensions import limiter
 from web.i18n import current_language
 from web.openapi import build_spec
+from web.public import draw_record
 from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
@@ -103,6 +104,7 @@ def intake_json(intake: IntakeView) -> dict[str, Any]:
         "opens_at": intake.opens_at.isoformat() if intake.opens_at else None,
         "closes_at": intake.closes_at.isoformat() if intake.closes_at else None,
         "document_deadline_days": intake.document_deadline_days,
+        "draw": draw_record(intake),
     }
 
 

@@ -120,12 +120,30 @@ def build_spec() -> dict[str, Any]:
             "properties": {"command": {"type": "string"}, "version": {"type": "integer"}},
         },
     )
+    hex_or_null = {"type": "string", "nullable": True, "pattern": "^[0-9a-f]{64}$"}
     spec.components.schema(
         "Intake",
         {
             "type": "object",
             "properties": {
-                k: {"type": "string"} for k in ("code", "name", "stream", "policy", "status")
+                **{k: {"type": "string"} for k in ("code", "name", "stream", "policy", "status")},
+                "draw": {
+                    "type": "object",
+                    "nullable": True,
+                    "description": "A lottery's published inputs, each null until it exists: "
+                    "the seed commitment at opening, the seed at the close, the entries, "
+                    "their digest, the combined seed and the fairness figures at the draw. "
+                    "null for first come.",
+                    "properties": {
+                        "seed_commitment": hex_or_null,
+                        "seed": hex_or_null,
+                        "entries": {"type": "integer", "nullable": True},
+                        "entries_digest": hex_or_null,
+                        "combined_seed": hex_or_null,
+                        "fairness": {"type": "object", "nullable": True},
+                        "read_model_unavailable": {"type": "boolean"},
+                    },
+                },
             },
         },
     )
