@@ -55,9 +55,10 @@ class DrainBody:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         stream = environ.get("wsgi.input")
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if stream is None or (environ.get("CONTENT_LENGTH", "") in ("", "0") and not chunked):
+            return self.app(environ, start_response)  # no body: nothing to read (most GETs)
         answer = self.app(environ, start_response)
-        if stream is None:
-            return answer
         return ClosingIterator(answer, [lambda: drain(stream, self.limit)])
 
 

@@ -59,3 +59,12 @@ class Reset:
 def test_a_client_gone_mid_body_is_no_error() -> None:
     assert drain(Reset(), limit=1 << 20) == 0
     assert drain(BytesIO(b"abc"), limit=1 << 20) == 3
+
+
+def test_a_chunked_body_without_a_length_is_read_too() -> None:
+    stream = BytesIO(b"y" * SIZE)
+    environ = {"wsgi.input": stream, "REQUEST_METHOD": "PUT", "HTTP_TRANSFER_ENCODING": "chunked"}
+    answer = DrainBody(refuse, limit=1 << 20)(environ, lambda status, headers: None)
+    assert b"".join(answer) == b"sign in first"
+    answer.close()
+    assert stream.tell() == SIZE
