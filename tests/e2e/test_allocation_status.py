@@ -172,3 +172,32 @@ def test_api_case_shows_the_allocation(small_app, sqlite_env):
     assert allocation["state"] == "granted"
     assert allocation["slot"] == 1
     assert allocation["deadline"]
+
+
+def enter_lottery(app, n):
+    client = app.test_client()
+    post_form(client, "/intakes/lot/register", about_you(n))
+    post_form(client, "/application/steps/contact", CONTACT)
+    post_form(client, "/application/steps/eligibility", ELIGIBILITY)
+    review = client.get("/application/review")
+    assert client.post("/application/submit", data=hidden_fields(review.text)).status_code == 302
+    return client
+
+
+def test_a_person_not_drawn_is_told_so_not_that_the_places_ran_out(small_app, sqlite_env):
+    registry = small_app.extensions["carepath.registry"]
+    registry.define_intake(
+        code="lot", name="Lot", stream="outside", capacity=1, policy="lottery",
+        waitlist_length=1, actor="t",
+    )  # fmt: skip
+    registry.open_intake("lot", actor="t")
+    clients = [enter_lottery(small_app, n) for n in range(3)]
+    registry.close_intake("lot", actor="t")
+    settle(sqlite_env)
+    pages = [c.get("/application/status").text for c in clients]
+    not_drawn = [p for p in pages if "You were not drawn" in p]
+    assert len(not_drawn) == 1
+    assert "All places are given" not in not_drawn[0]
+    french = next(c for c, p in zip(clients, pages, strict=True) if p in not_drawn)
+    page = french.get("/application/status", headers={"Accept-Language": "fr"}).text
+    assert "tiré" in page
