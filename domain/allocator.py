@@ -24,13 +24,14 @@ from domain.case import Case
 from domain.errors import AllocationError
 from domain.intake import Intake
 from domain.ledger import Ledger, ledger_id
-from domain.policies import commitment, fairness, lottery_ranking
-from domain.values import Policy
+from domain.policies import commitment, draw_seed, entries_digest, fairness, lottery_ranking
+from domain.values import GENERAL_POOL, Policy, UnusedReserved
 
 FOLLOWED = (
     Intake.Defined,
     Intake.Opened,
     Intake.Closed,
+    Intake.DrawInputsRecorded,
     Intake.DeadlinesChecked,
     Case.Submitted,
     Case.Withdrawn,
@@ -42,6 +43,7 @@ FOLLOWED = (
 LATE = "submitted after the intake closed"
 WAITLIST_FULL = "the waitlist was full"
 NOT_DRAWN = "not drawn"
+WITHDRAWN_BEFORE_DRAW = "withdrawn before the draw"
 
 
 class Allocator(EventSourcedProjection[UUID]):
@@ -105,6 +107,7 @@ class Allocator(EventSourcedProjection[UUID]):
             pools=e.pools,
             waitlist_length=e.waitlist_length,
             document_deadline_days=e.document_deadline_days,
+            unused_reserved=e.unused_reserved,
         )
         self._ledgers[e.originator_id] = ledger
         processing.collect_events(ledger)
@@ -120,8 +123,31 @@ class Allocator(EventSourcedProjection[UUID]):
     def _(self, e: Intake.Closed, processing: ProcessingEvent[UUID]) -> None:
         ledger = self._required(e.originator_id)
         ledger.close(at=e.timestamp)
-        if ledger.policy is Policy.LOTTERY:
-            self._draw(ledger, e.seed, deadline=self._deadline(ledger, e.timestamp))
+        deadline = self._deadline(ledger, e.timestamp)
+        if ledger.policy is Policy.FIRST_COME:
+            self._give_unused(ledger, deadline)
+        elif e.seed:  # a legacy lottery: the seed committed at opening, revealed now
+            if ledger.commitment is None or commitment(e.seed) != ledger.commitment:
+                raise AllocationError(
+                    f"the revealed seed of intake {ledger.intake_id} does not match its commitment"
+                )
+            self._draw(ledger, e.seed, deadline)
+        else:  # the entries are fixed now; the draw waits for its randomness
+            ledger.fix_entries(entries_digest(ledger.entries))
+        processing.collect_events(ledger)
+
+    @policy.register
+    def _(self, e: Intake.DrawInputsRecorded, processing: ProcessingEvent[UUID]) -> None:
+        ledger = self._required(e.originator_id)
+        if ledger.commitment is None or commitment(e.secret) != ledger.commitment:
+            raise AllocationError(
+                f"the revealed secret of intake {ledger.intake_id} does not match its commitment"
+            )
+        if not ledger.fixed:
+            raise AllocationError(f"the entries of intake {ledger.intake_id} were not fixed")
+        deadline = self._deadline(ledger, e.timestamp)
+        self._draw(ledger, draw_seed(e.secret, e.randomness), deadline)
+        self._give_unused(ledger, deadline)
         processing.collect_events(ledger)
 
     @policy.register
@@ -143,7 +169,7 @@ class Allocator(EventSourcedProjection[UUID]):
         ledger = self._required(e.intake_id)
         freed = ledger.release(e.originator_id, "withdrawn")
         if freed is not None:
-            ledger.invite_next(freed, self._deadline(ledger, e.timestamp))
+            self._refill(ledger, freed, self._deadline(ledger, e.timestamp))
         processing.collect_events(ledger)
 
     @policy.register
@@ -165,7 +191,7 @@ class Allocator(EventSourcedProjection[UUID]):
         ledger = self._required(e.intake_id)
         freed = ledger.release(e.originator_id, "returned_incomplete")
         if freed is not None:
-            ledger.invite_next(freed, self._deadline(ledger, e.timestamp))
+            self._refill(ledger, freed, self._deadline(ledger, e.timestamp))
         processing.collect_events(ledger)
 
     @policy.register
@@ -174,8 +200,7 @@ class Allocator(EventSourcedProjection[UUID]):
         freed = [ledger.release(case_id, "expired") for case_id in ledger.overdue(e.at)]
         deadline = self._deadline(ledger, e.at)
         for pool in dict.fromkeys(p for p in freed if p is not None):
-            while ledger.invite_next(pool, deadline) is not None:
-                pass
+            self._refill(ledger, pool, deadline)
         processing.collect_events(ledger)
 
     # Decisions
@@ -193,12 +218,35 @@ class Allocator(EventSourcedProjection[UUID]):
         else:
             ledger.not_select(case_id, WAITLIST_FULL)
 
+    @classmethod
+    def _refill(cls, ledger: Ledger, pool: str, deadline: datetime) -> None:
+        """A slot of `pool` came free: invite whoever waits for it, and, once the intake gives
+        unused reserved places away, move what its own waitlist cannot fill."""
+        while ledger.invite_next(pool, deadline) is not None:
+            pass
+        if pool != GENERAL_POOL and cls._gives_unused(ledger):
+            cls._give_unused(ledger, deadline)
+
+    @staticmethod
+    def _gives_unused(ledger: Ledger) -> bool:
+        """From when unused reserved places move: the close (first come) or the draw."""
+        if ledger.unused_reserved is not UnusedReserved.TO_GENERAL:
+            return False
+        return ledger.closed if ledger.policy is Policy.FIRST_COME else ledger.drawn
+
+    @classmethod
+    def _give_unused(cls, ledger: Ledger, deadline: datetime) -> None:
+        """Move every reserved pool's free slots nobody waits for to the general pool, in pool
+        name order, then invite the general waitlist into them."""
+        if not cls._gives_unused(ledger):
+            return
+        moved = [pool for pool in sorted(ledger.slot_ranges) if pool != GENERAL_POOL]
+        if any([ledger.move_unused(pool) for pool in moved]):
+            while ledger.invite_next(GENERAL_POOL, deadline) is not None:
+                pass
+
     def _draw(self, ledger: Ledger, seed: str, deadline: datetime) -> None:
         """Rank the entries by the published algorithm; invite the top of each pool."""
-        if ledger.commitment is None or commitment(seed) != ledger.commitment:
-            raise AllocationError(
-                f"the revealed seed of intake {ledger.intake_id} does not match its commitment"
-            )
         entries = ledger.entries
         digest, combined, ranked = lottery_ranking(seed, entries)
         selected = draw_selection(ledger, ranked)
@@ -210,7 +258,10 @@ class Allocator(EventSourcedProjection[UUID]):
             fairness=fairness(entries, selected).as_dict(),
         )
         for case_id in ranked:
-            self._place_or_wait(ledger, case_id, ledger.entry_pools[case_id], deadline)
+            if case_id in ledger.late_withdrawn:
+                ledger.not_select(case_id, WITHDRAWN_BEFORE_DRAW)
+            else:
+                self._place_or_wait(ledger, case_id, ledger.entry_pools[case_id], deadline)
 
     def _required(self, intake_id: UUID) -> Ledger:
         ledger = self.ledger_of(intake_id)
@@ -225,6 +276,8 @@ def draw_selection(ledger: Ledger, ranked: Sequence[UUID]) -> set[UUID]:
     selected = set()
     for case_id in ranked:
         pool = ledger.entry_pools[case_id]
+        if case_id in ledger.late_withdrawn:
+            continue
         if room[pool] > 0:
             room[pool] -= 1
             selected.add(case_id)

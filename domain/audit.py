@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.beacon import KNOWN_CHAINS, BeaconError, Chain, round_time, verify
 from domain.case import Case
 from domain.intake import Intake
 from domain.ledger import Ledger
-from domain.policies import commitment, fairness, lottery_ranking
+from domain.policies import (
+    commitment,
+    draw_round,
+    draw_seed,
+    entries_digest,
+    fairness,
+    lottery_ranking,
+)
+from domain.values import DrawMode
 
 
 @dataclass
@@ -29,54 +39,160 @@ class DrawAudit:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     fairness: dict[str, Any] | None = None  # as the ledger recorded it, once recomputed
 
+    warnings: list[str] = field(default_factory=list)
+
     def check(self, name: str, held: bool, detail: str = "") -> None:
         self.checks.append((name, held, detail))
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(held for _, held, _ in self.checks)
 
 
-def entries_from_registry(
-    registry_events: Iterable[Any], intake_id: UUID
-) -> tuple[list[UUID], str | None, str | None]:
-    """(entries in the order submitted, seed commitment, revealed seed) from the Registry's log."""
+@dataclass
+class DrawLog:
+    """What the Registry's log says about one lottery."""
+
+    entries: list[UUID] = field(default_factory=list)  # in the order submitted
+    commitment: str | None = None
+    plan: dict[str, Any] = field(default_factory=dict)  # Intake.Opened.draw
+    closed_at: datetime | None = None
+    seed: str = ""  # a legacy lottery's, revealed at the close
+    inputs: Any = None  # the Intake.DrawInputsRecorded event
+
+
+def draw_log(registry_events: Iterable[Any], intake_id: UUID) -> DrawLog:
+    """Entries: every Case.Submitted of the intake after its Intake.Opened and before its
+    Intake.Closed in log order, less those with a Case.Withdrawn before the close."""
+    found = DrawLog()
     entries: dict[UUID, None] = {}
     opened = closed = False
-    promised: str | None = None
-    seed: str | None = None
     for event in registry_events:
         if isinstance(event, Intake.Opened) and event.originator_id == intake_id:
-            opened, promised = True, event.seed_commitment
+            opened, found.commitment, found.plan = True, event.seed_commitment, dict(event.draw)
         elif isinstance(event, Intake.Closed) and event.originator_id == intake_id:
-            closed, seed = True, event.seed
+            closed, found.seed, found.closed_at = True, event.seed, event.timestamp
+        elif isinstance(event, Intake.DrawInputsRecorded) and event.originator_id == intake_id:
+            found.inputs = event
         elif isinstance(event, Case.Submitted) and event.intake_id == intake_id:
             if opened and not closed:
                 entries[event.originator_id] = None
         elif isinstance(event, Case.Withdrawn) and event.intake_id == intake_id and not closed:
             entries.pop(event.originator_id, None)
-    return list(entries), promised, seed
+    found.entries = list(entries)
+    return found
+
+
+def entries_from_registry(
+    registry_events: Iterable[Any], intake_id: UUID
+) -> tuple[list[UUID], str | None, str | None]:
+    """(entries in the order submitted, seed commitment, revealed legacy seed)."""
+    found = draw_log(registry_events, intake_id)
+    return found.entries, found.commitment, found.seed or None
+
+
+def _check_inputs(audit: DrawAudit, log: DrawLog, digest: str, ledger: list[Any]) -> str | None:
+    """The checks of a beacon or operator draw's inputs; returns the seed they give."""
+    inputs = log.inputs
+    fixed = [e for e in ledger if isinstance(e, Ledger.EntriesFixed)]
+    audit.check(
+        "the ledger fixed the entries at the close, before the draw's inputs existed",
+        len(fixed) == 1 and fixed[0].entries_digest == digest,
+        f"digest at the close {fixed[0].entries_digest if fixed else 'missing'}",
+    )
+    audit.check("the draw's inputs were recorded after the close", inputs is not None)
+    if inputs is None:
+        return None
+    audit.check(
+        "the revealed secret matches the commitment made at opening",
+        bool(log.commitment) and commitment(inputs.secret) == log.commitment,
+        f"sha256(secret) = {commitment(inputs.secret)}, committed {log.commitment}",
+    )
+    mode = log.plan.get("mode")
+    audit.check("the draw's source is the one fixed at opening", inputs.source == mode, str(mode))
+    if mode == DrawMode.OPERATOR.value:
+        audit.warn(
+            "this draw used a value the operator supplied after the close, not a public beacon:"
+            " it is only as trustworthy as the operator, who also held the secret"
+        )
+    elif mode == DrawMode.BEACON.value:
+        _check_beacon(audit, log, inputs)
+    return draw_seed(inputs.secret, inputs.randomness)
+
+
+def _check_beacon(audit: DrawAudit, log: DrawLog, inputs: Any) -> None:
+    try:
+        chain = Chain.from_dict(log.plan.get("chain", {}))
+    except BeaconError as error:
+        audit.check("the beacon chain fixed at opening is readable", False, str(error))
+        return
+    known = KNOWN_CHAINS.get(chain.name)
+    audit.check(
+        "the beacon chain fixed at opening is the published one",
+        known is not None and known == chain,
+        f"{chain.name}, chain hash {chain.chain_hash}",
+    )
+    closed = log.closed_at.timestamp() if log.closed_at else 0.0
+    expected = draw_round(
+        int(log.plan.get("round", 0)),
+        chain.genesis_time,
+        chain.period,
+        closed,
+        int(log.plan.get("delay_seconds", 0)),
+    )
+    audit.check(
+        "the beacon round is the one fixed at opening (or the first one after a late close)",
+        inputs.round == expected,
+        f"round {inputs.round}, fixed {log.plan.get('round')}, expected {expected}",
+    )
+    published = round_time(chain, inputs.round)
+    audit.check(
+        "the beacon round was published after the close",
+        log.closed_at is not None and published > log.closed_at,
+        f"round at {published.isoformat()}, closed "
+        f"{log.closed_at.isoformat() if log.closed_at else 'never'}",
+    )
+    try:
+        randomness = verify(chain, inputs.round, inputs.signature)
+    except BeaconError as error:
+        audit.check("the beacon's signature of the round verifies", False, str(error))
+        return
+    audit.check("the beacon's signature of the round verifies", True, "BLS12-381, the chain's key")
+    audit.check(
+        "the randomness is SHA-256 of the beacon's signature",
+        randomness == inputs.randomness,
+        randomness,
+    )
 
 
 def recompute_draw(
     registry_events: Iterable[Any], ledger_events: Iterable[Any], intake_id: UUID
 ) -> DrawAudit:
     audit = DrawAudit(intake_id)
-    entries, promised, seed = entries_from_registry(registry_events, intake_id)
+    log = draw_log(registry_events, intake_id)
+    entries = log.entries
     audit.entries = len(entries)
     ledger = list(ledger_events)
     draws = [e for e in ledger if isinstance(e, Ledger.DrawMade)]
     audit.check("the ledger records one draw", len(draws) == 1, f"{len(draws)} found")
-    audit.check("the intake was closed and its seed revealed", bool(seed))
+    if log.plan.get("mode", DrawMode.LEGACY.value) == DrawMode.LEGACY.value:
+        seed: str | None = log.seed or None
+        audit.check("the intake was closed and its seed revealed", bool(seed))
+        if seed:
+            audit.check(
+                "the revealed seed matches the commitment made at opening",
+                bool(log.commitment) and commitment(seed) == log.commitment,
+                f"sha256(seed) = {commitment(seed)}, committed {log.commitment}",
+            )
+    else:
+        seed = _check_inputs(audit, log, entries_digest(entries), ledger)
     if len(draws) != 1 or not seed:
         return audit
     draw = draws[0]
-    audit.check(
-        "the revealed seed matches the commitment made at opening",
-        bool(promised) and commitment(seed) == promised,
-        f"sha256(seed) = {commitment(seed)}, committed {promised}",
-    )
-    audit.check("the ledger drew with the revealed seed", draw.seed == seed)
+    audit.check("the ledger drew with the seed the log gives", draw.seed == seed, seed)
     digest, combined, ranked = lottery_ranking(seed, entries)
     audit.check(
         "the number of entries matches",

@@ -15,15 +15,18 @@ from domain.values import (
     DEFAULT_CHECKLIST,
     DEFAULT_SECTIONS,
     ChecklistItem,
+    DrawMode,
     IntakeStatus,
     Policy,
+    UnusedReserved,
+    default_pool_label,
 )
 
 
 class Intake(Aggregate):
     """One round of a program: a fixed number of places, a window, and how places are allocated."""
 
-    seed = ""  # a lottery's seed, revealed at the close (a class default: older snapshots)
+    seed = ""  # a legacy lottery's, revealed at the close (a class default: older snapshots)
 
     class Defined(Aggregate.Created):
         code: str
@@ -41,8 +44,12 @@ class Intake(Aggregate):
         checklist: list[dict[str, Any]]
         sections: list[str]
         case_document_bytes: int
+        # Version 3: how a person qualifies for a reserved pool (the question they answer when
+        # registering, per language) and what happens to reserved places nobody took.
+        pool_labels: dict[str, dict[str, str]]
+        unused_reserved: str
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -51,13 +58,47 @@ class Intake(Aggregate):
             state["sections"] = list(DEFAULT_SECTIONS)
             state["case_document_bytes"] = DEFAULT_CASE_DOCUMENT_BYTES
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Intakes defined before pools were reachable: labels from the names, and reserved
+            places stay reserved (what the allocator did then)."""
+            state["pool_labels"] = {name: default_pool_label(name) for name in state["pools"]}
+            state["unused_reserved"] = UnusedReserved.KEPT.value
+
     class Opened(Aggregate.Event):
         actor: str
-        seed_commitment: str  # lottery: SHA-256 of the secret seed; empty for first come
+        seed_commitment: str  # lottery: SHA-256 of the secret's hex text; empty for first come
+        # Version 2, lottery: where the draw's randomness comes from, fixed before any entry.
+        # {"mode": "beacon", "chain": {...}, "round": N, "round_time": ISO} | {"mode": "operator"}
+        # | {"mode": "legacy"} (the seed itself committed, revealed at the close) | {} (first come)
+        draw: dict[str, Any]
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["draw"] = {"mode": DrawMode.LEGACY.value} if state["seed_commitment"] else {}
 
     class Closed(Aggregate.Event):
         actor: str
-        seed: str  # lottery: the seed revealed for the draw; empty for first come
+        seed: str  # legacy lottery: the seed revealed for the draw; otherwise empty
+
+        def apply(self, aggregate: Any) -> None:
+            """Keep when the close happened: a beacon draw uses no round published before it."""
+            super().apply(aggregate)
+            aggregate.closed_at = self.timestamp
+
+    class DrawInputsRecorded(Aggregate.Event):
+        """A lottery's randomness, obtained after the close fixed the entries: the secret
+        committed at opening, revealed, and the beacon round's signed value (or, with no
+        beacon, a value the operator supplied)."""
+
+        secret: str
+        source: str  # "beacon" or "operator"
+        round: int  # the beacon round (0: operator)
+        signature: str  # the beacon's BLS signature of the round, hex ("" : operator)
+        randomness: str  # SHA-256 of the signature, or the operator's value, hex
+        actor: str
 
     class DeadlinesChecked(Aggregate.Event):
         """Time passing, recorded: the allocator expires offers whose deadline is before `at`."""
@@ -86,8 +127,12 @@ class Intake(Aggregate):
         checklist: list[dict[str, Any]],
         sections: list[str],
         case_document_bytes: int,
+        pool_labels: dict[str, dict[str, str]],
+        unused_reserved: str,
     ) -> None:
         self.code = code
+        self.pool_labels = {name: dict(label) for name, label in pool_labels.items()}
+        self.unused_reserved = UnusedReserved(unused_reserved)
         self.checklist = tuple(ChecklistItem.from_dict(item) for item in checklist)
         self.sections = tuple(sections)
         self.case_document_bytes = case_document_bytes
@@ -102,12 +147,35 @@ class Intake(Aggregate):
         self.waitlist_length = waitlist_length
         self.status = IntakeStatus.DEFINED
         self.seed_commitment = ""
+        self.draw: dict[str, Any] = {}
+        self.draw_inputs: dict[str, Any] = {}
+        self.closed_at: datetime | None = None
         self.last_checked: datetime | None = None
 
-    def open(self, actor: str, seed_commitment: str) -> None:
+    def open(self, actor: str, seed_commitment: str, draw: dict[str, Any]) -> None:
         if self.status is not IntakeStatus.DEFINED:
             raise IntakeStateError(f"intake {self.code} is {self.status}, only a defined one opens")
-        self._opened(actor=actor, seed_commitment=seed_commitment)
+        self._opened(actor=actor, seed_commitment=seed_commitment, draw=draw)
+
+    def record_draw_inputs(
+        self, *, secret: str, source: str, round: int, signature: str, randomness: str, actor: str
+    ) -> None:
+        if self.status is not IntakeStatus.CLOSED:
+            raise IntakeStateError(
+                f"intake {self.code} is {self.status}: the draw comes after the close"
+            )
+        if self.draw.get("mode") not in {DrawMode.BEACON.value, DrawMode.OPERATOR.value}:
+            raise IntakeStateError(f"intake {self.code} has no draw to make")
+        if self.draw_inputs:
+            raise IntakeStateError(f"the draw of intake {self.code} has been made")
+        self._draw_inputs_recorded(
+            secret=secret,
+            source=source,
+            round=round,
+            signature=signature,
+            randomness=randomness,
+            actor=actor,
+        )
 
     def close(self, actor: str, seed: str) -> None:
         if self.status is not IntakeStatus.OPEN:
@@ -125,9 +193,22 @@ class Intake(Aggregate):
         return self.closes_at is None or now < self.closes_at
 
     @event(Opened)
-    def _opened(self, actor: str, seed_commitment: str) -> None:
+    def _opened(self, actor: str, seed_commitment: str, draw: dict[str, Any]) -> None:
         self.status = IntakeStatus.OPEN
         self.seed_commitment = seed_commitment
+        self.draw = dict(draw)
+
+    @event(DrawInputsRecorded)
+    def _draw_inputs_recorded(
+        self, secret: str, source: str, round: int, signature: str, randomness: str, actor: str
+    ) -> None:
+        self.draw_inputs = {
+            "secret": secret,
+            "source": source,
+            "round": round,
+            "signature": signature,
+            "randomness": randomness,
+        }
 
     @event(Closed)
     def _closed(self, actor: str, seed: str) -> None:

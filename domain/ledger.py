@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import AllocationError
 from domain.identity import NAMESPACE
-from domain.values import GENERAL_POOL, Policy
+from domain.values import GENERAL_POOL, Policy, UnusedReserved
 
 
 def ledger_id(intake_id: UUID) -> UUID:
@@ -23,7 +23,9 @@ class Ledger(Aggregate):
 
     Pools split the capacity: each has its own range of slot numbers and its own waitlist. The
     general pool holds what the named pools leave. A slot released goes to the next person on the
-    same pool's waitlist, so slot numbers stay within 1..capacity for good.
+    same pool's waitlist, so slot numbers stay within 1..capacity for good. A reserved pool's
+    free slots nobody in the pool is waiting for move to the general pool (PlacesMoved) once the
+    intake says so (README, "Reserved pools").
     """
 
     class Started(Aggregate.Created):
@@ -33,6 +35,13 @@ class Ledger(Aggregate):
         pools: dict[str, int]
         waitlist_length: int
         document_deadline_days: int
+        unused_reserved: str  # version 2
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["unused_reserved"] = UnusedReserved.KEPT.value
 
     class SeedCommitted(Aggregate.Event):
         commitment: str
@@ -42,7 +51,17 @@ class Ledger(Aggregate):
         pool: str
 
     class EntryWithdrawn(Aggregate.Event):
+        """Withdrawn before the draw. Before the entries were fixed, it leaves them; after, it
+        stays in the ranking (the digest is fixed) and the draw does not select it."""
+
         case_id: UUID
+
+    class EntriesFixed(Aggregate.Event):
+        """A lottery's close: the entries are now these, in the order submitted; the draw's
+        randomness is obtained only afterwards."""
+
+        entries: int
+        entries_digest: str
 
     class DrawMade(Aggregate.Event):
         seed: str
@@ -78,6 +97,13 @@ class Ledger(Aggregate):
         slot: int
         reason: str
 
+    class PlacesMoved(Aggregate.Event):
+        """Free slots of a reserved pool with nobody waiting for them, given to another pool."""
+
+        from_pool: str
+        to_pool: str
+        slots: list[int]
+
     class OfferTakenUp(Aggregate.Event):
         """The holder sent the application in time (or an officer accepted it for processing):
         it keeps its place, no deadline runs."""
@@ -100,8 +126,10 @@ class Ledger(Aggregate):
         pools: dict[str, int],
         waitlist_length: int,
         document_deadline_days: int,
+        unused_reserved: str,
     ) -> None:
         self.intake_id = intake_id
+        self.unused_reserved = UnusedReserved(unused_reserved)
         self.policy = Policy(policy)
         self.capacity = capacity
         self.waitlist_length = waitlist_length
@@ -123,7 +151,10 @@ class Ledger(Aggregate):
         self.next_rank: dict[str, int] = {name: 1 for name in self.slot_ranges}
         self.entry_pools: dict[UUID, str] = {}  # lottery entries, in the order received
         self.states: dict[UUID, str] = {}  # case -> granted, waitlisted, not_selected, ...
+        self.moved: dict[int, str] = {}  # slot -> the pool it was moved to
+        self.late_withdrawn: set[UUID] = set()  # entries withdrawn after they were fixed
         self.commitment: str | None = None
+        self.fixed = False
         self.drawn = False
         self.closed = False
 
@@ -155,6 +186,8 @@ class Ledger(Aggregate):
         return [case_id for _, case_id in sorted(late)]
 
     def pool_of_slot(self, slot: int) -> str:
+        if slot in self.moved:
+            return self.moved[slot]
         for name, (low, high) in self.slot_ranges.items():
             if low <= slot <= high:
                 return name
@@ -216,6 +249,24 @@ class Ledger(Aggregate):
         self._offer_taken_up(case_id=case_id)
         return True
 
+    def fix_entries(self, digest: str) -> None:
+        if self.fixed or self.drawn:
+            raise AllocationError(f"the entries of intake {self.intake_id} are already fixed")
+        self._entries_fixed(entries=len(self.entry_pools), entries_digest=digest)
+
+    def unused_slots(self, pool: str) -> list[int]:
+        """The pool's free slots, released or never used, in slot order."""
+        high = self.slot_ranges[pool][1]
+        return sorted(self.released[pool]) + list(range(self.next_fresh[pool], high + 1))
+
+    def move_unused(self, pool: str, to_pool: str = GENERAL_POOL) -> list[int]:
+        """Give a reserved pool's free slots to `to_pool` if nobody waits for them there."""
+        slots = self.unused_slots(pool)
+        if pool == to_pool or self.waitlists[pool] or not slots:
+            return []
+        self._places_moved(from_pool=pool, to_pool=to_pool, slots=slots)
+        return slots
+
     def invite_next(self, pool: str, deadline: datetime) -> UUID | None:
         """Offer the pool's free slot to the first person waiting, if both exist."""
         if not self.waitlists[pool] or self.free_slot(pool) is None:
@@ -241,8 +292,23 @@ class Ledger(Aggregate):
 
     @event(EntryWithdrawn)
     def _entry_withdrawn(self, case_id: UUID) -> None:
-        del self.entry_pools[case_id]
+        if self.fixed:
+            self.late_withdrawn.add(case_id)
+        else:
+            del self.entry_pools[case_id]
         self.states[case_id] = "withdrawn"
+
+    @event(EntriesFixed)
+    def _entries_fixed(self, entries: int, entries_digest: str) -> None:
+        self.fixed = True
+
+    @event(PlacesMoved)
+    def _places_moved(self, from_pool: str, to_pool: str, slots: list[int]) -> None:
+        for slot in slots:
+            self.moved[slot] = to_pool
+            heapq.heappush(self.released[to_pool], slot)
+        self.released[from_pool] = []
+        self.next_fresh[from_pool] = self.slot_ranges[from_pool][1] + 1
 
     @event(DrawMade)
     def record_draw(
@@ -259,10 +325,10 @@ class Ledger(Aggregate):
     def _place_granted(self, case_id: UUID, slot: int, pool: str) -> None:
         self.holders[slot] = case_id
         self.slot_of[case_id] = slot
-        if slot == self.next_fresh[pool]:
-            self.next_fresh[pool] = slot + 1
+        if self.released[pool] and self.released[pool][0] == slot:
+            heapq.heappop(self.released[pool])  # grant() takes the lowest released slot first
         else:
-            heapq.heappop(self.released[pool])  # grant() always takes the lowest released slot
+            self.next_fresh[pool] = slot + 1
         self.waitlists[pool].pop(case_id, None)
         self.states[case_id] = "granted"
 

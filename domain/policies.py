@@ -179,3 +179,22 @@ def chi_square_survival(x: float, df: int) -> float:
         if abs(step - 1) < 1e-15:
             break
     return min(1.0, math.exp(log_prefix) * h)
+
+
+def draw_seed(secret: str, randomness: str) -> str:
+    """A beacon or operator draw's seed: SHA-256 of the secret's hex text followed by the
+    randomness's hex text. Neither the operator (who knows the secret) nor the beacon (whose
+    value is public once the round is out) can know it alone before the round."""
+    return hashlib.sha256((secret + randomness).encode()).hexdigest()
+
+
+def draw_round(
+    fixed_round: int, genesis_time: int, period: int, closed_at: float, delay: int
+) -> int:
+    """The beacon round a draw uses: the round fixed at opening, or, if the intake closed so late
+    that this round was out less than `delay` seconds after the close, the first round published
+    at least `delay` seconds after it (times in Unix seconds; round r is published at
+    genesis_time + (r - 1) * period)."""
+    earliest = closed_at + delay
+    after_close = max(1, math.ceil((earliest - genesis_time) / period) + 1)
+    return max(fixed_round, after_close)

@@ -7,9 +7,11 @@ leave this module's callers' hands: every read goes through a view type from dom
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -17,13 +19,24 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import EnvType
 
+from domain.beacon import (
+    KNOWN_CHAINS,
+    BeaconError,
+    Chain,
+    Round,
+    first_round_at_or_after,
+    round_time,
+    verify,
+)
 from domain.case import Case, CaseReference
+from domain.draw_secrets import DrawSecrets, FolderDrawSecrets, MemoryDrawSecrets
 from domain.errors import (
     CaseNotFound,
     DuplicateRegistration,
     IntakeAlreadyDefined,
     IntakeNotFound,
     IntakeNotOpen,
+    IntakeStateError,
     InvalidValue,
     SignInFailed,
     StaleVersion,
@@ -40,7 +53,7 @@ from domain.identity import (
     reference_index_id,
 )
 from domain.intake import CATALOG_ID, Intake, IntakeCatalog
-from domain.policies import commitment, lottery_seed
+from domain.policies import commitment, draw_round, lottery_seed
 from domain.values import (
     APPLICANT,
     DEFAULT_CASE_DOCUMENT_BYTES,
@@ -52,13 +65,17 @@ from domain.values import (
     MB,
     CaseView,
     ChecklistItem,
+    DrawMode,
     Identity,
+    IntakeStatus,
     IntakeView,
     Outcome,
     Policy,
     Registration,
     Section,
     Step,
+    UnusedReserved,
+    default_pool_label,
 )
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -66,6 +83,9 @@ POOL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _REFERENCE_ATTEMPTS = 8  # a clash of 40 random bits is rare; eight in a row means a bug
 _CONFLICT_ATTEMPTS = 3
 _INTAKE_CACHE_SECONDS = 1.0
+_DRAW_DELAY_SECONDS = 300  # a beacon round at least this long after the close
+NO_BEACON = "none"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _utcnow() -> datetime:
@@ -83,6 +103,7 @@ class Registry(Application[UUID]):
         *,
         secret: bytes,
         clock: Callable[[], datetime] = _utcnow,
+        draw_secrets: DrawSecrets | None = None,
     ) -> None:
         super().__init__(env)
         if len(secret) < 16:
@@ -92,6 +113,13 @@ class Registry(Application[UUID]):
         self._code_hash_key = derive_key(secret, "access-code-hash")
         self._seed_key = derive_key(secret, "lottery-seed")
         self._clock = clock
+        # A lottery's secret lives outside the database until the draw (domain.draw_secrets).
+        folder = self.env.get("DRAW_SECRETS_DIR", "")
+        self.draw_secrets: DrawSecrets = draw_secrets or (
+            FolderDrawSecrets(Path(folder)) if folder else MemoryDrawSecrets()
+        )
+        self._draw_beacon = self.env.get("DRAW_BEACON", "drand-quicknet")
+        self._draw_delay = int(self.env.get("DRAW_DELAY_SECONDS", str(_DRAW_DELAY_SECONDS)))
         # Intakes change a handful of times in their life (defined, opened, closed) but every
         # applicant request reads one: requests read them through this short-lived cache. A close
         # recorded by another process is seen here at most this late; a submission it lets
@@ -136,11 +164,20 @@ class Registry(Application[UUID]):
         checklist: Sequence[ChecklistItem] = DEFAULT_CHECKLIST,
         sections: Sequence[str] = DEFAULT_SECTIONS,
         case_document_bytes: int = DEFAULT_CASE_DOCUMENT_BYTES,
+        pool_labels: Mapping[str, Mapping[str, str]] | None = None,
+        unused_reserved: UnusedReserved | str = UnusedReserved.TO_GENERAL,
         actor: str,
     ) -> UUID:
-        """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places;
+        """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places out
+        of `capacity`, `pool_labels` say who qualifies ({pool: {"en": ..., "fr": ...}}, what the
+        applicant declares), `unused_reserved` what becomes of places a pool leaves unused;
         `checklist` and `sections` are what invited applicants upload and complete."""
         pools = dict(pools or {})
+        labels = _pool_labels(pools, pool_labels or {})
+        if unused_reserved not in {u.value for u in UnusedReserved}:
+            raise InvalidValue(
+                "unused_reserved", f"must be one of {', '.join(u.value for u in UnusedReserved)}"
+            )
         _check_stage_two(checklist, sections, case_document_bytes)
         if not CODE_PATTERN.match(code):
             raise InvalidValue("code", "use 2-40 lower-case letters, digits and hyphens")
@@ -178,6 +215,8 @@ class Registry(Application[UUID]):
             checklist=[item.as_dict() for item in checklist],
             sections=list(sections),
             case_document_bytes=case_document_bytes,
+            pool_labels=labels,
+            unused_reserved=UnusedReserved(unused_reserved).value,
         )
         for _ in range(_CONFLICT_ATTEMPTS):
             catalog = self._catalog()
@@ -191,17 +230,131 @@ class Registry(Application[UUID]):
             return intake.id
         raise IntakeAlreadyDefined(f"could not record intake {code}; try again")
 
-    def open_intake(self, code: str, *, actor: str) -> None:
-        """Open for registrations; a lottery records the commitment to its secret seed."""
+    def open_intake(self, code: str, *, actor: str, beacon: str | None = None) -> None:
+        """Open for registrations. A lottery draws a random secret, keeps it outside the
+        database and records its SHA-256, and fixes where its randomness will come from:
+        `beacon` (default: the DRAW_BEACON setting) names a known beacon chain, whose first
+        round at least DRAW_DELAY_SECONDS after the closing time is fixed now, or is "none":
+        a value the operator supplies after the close."""
         intake = self._intake(code, fresh=True)
-        seed = self._lottery_seed(intake)
-        intake.open(actor, seed_commitment=commitment(seed) if seed else "")
+        if intake.policy is not Policy.LOTTERY or intake.status is not IntakeStatus.DEFINED:
+            intake.open(actor, seed_commitment="", draw={})  # refuses all but a defined intake
+            self._save(intake)
+            return
+        draw = self._draw_plan(intake, self._draw_beacon if beacon is None else beacon)
+        secret = self.draw_secrets.get(intake.id) or secrets.token_hex(32)
+        self.draw_secrets.put(intake.id, secret)  # before the commitment is in the log
+        intake.open(actor, seed_commitment=commitment(secret), draw=draw)
         self._save(intake)
 
+    def _draw_plan(self, intake: Intake, beacon: str) -> dict[str, Any]:
+        if beacon == NO_BEACON:
+            return {"mode": DrawMode.OPERATOR.value}
+        chain = KNOWN_CHAINS.get(beacon)
+        if chain is None:
+            known = ", ".join([*KNOWN_CHAINS, NO_BEACON])
+            raise InvalidValue("beacon", f"no beacon is called {beacon!r}; known: {known}")
+        if intake.closes_at is None:
+            raise InvalidValue(
+                "closes_at",
+                "a draw from a beacon needs a closing time, to fix the beacon round now; set"
+                " one, or open with no beacon (the operator then supplies the draw's value)",
+            )
+        number = first_round_at_or_after(
+            chain, intake.closes_at + timedelta(seconds=self._draw_delay)
+        )
+        return {
+            "mode": DrawMode.BEACON.value,
+            "chain": chain.as_dict(),
+            "round": number,
+            "round_time": round_time(chain, number).isoformat(),
+            "delay_seconds": self._draw_delay,
+        }
+
     def close_intake(self, code: str, *, actor: str) -> None:
-        """Close registrations; a lottery reveals its seed, which the allocator draws with."""
+        """Close registrations. A legacy lottery reveals its seed, which the allocator draws
+        with; any other lottery's entries are now fixed and its draw waits for its inputs."""
         intake = self._intake(code, fresh=True)
-        intake.close(actor, seed=self._lottery_seed(intake))
+        legacy = intake.draw.get("mode") == DrawMode.LEGACY.value
+        intake.close(actor, seed=self._lottery_seed(intake) if legacy else "")
+        self._save(intake)
+
+    def pending_draw(self, code: str) -> tuple[Chain, int] | None:
+        """The beacon chain and round a closed lottery is waiting for; None if it waits for
+        nothing from a beacon (first come, no beacon, not closed yet, or drawn)."""
+        intake = self._intake(code, fresh=True)
+        if intake.status is not IntakeStatus.CLOSED or intake.draw_inputs:
+            return None
+        if intake.draw.get("mode") != DrawMode.BEACON.value or intake.closed_at is None:
+            return None
+        chain = Chain.from_dict(intake.draw["chain"])
+        number = draw_round(
+            int(intake.draw["round"]),
+            chain.genesis_time,
+            chain.period,
+            intake.closed_at.timestamp(),
+            int(intake.draw.get("delay_seconds", 0)),
+        )
+        return chain, number
+
+    def draw(
+        self,
+        code: str,
+        *,
+        actor: str,
+        beacon_round: Round | None = None,
+        operator_value: str | None = None,
+    ) -> None:
+        """Record a closed lottery's draw inputs: its secret, revealed, and the beacon round's
+        signed value (verified here) or, with no beacon, the operator's value (64 hex digits).
+        The allocator then draws; every input is in the log for anyone to check."""
+        intake = self._intake(code, fresh=True)
+        mode = intake.draw.get("mode")
+        if intake.policy is not Policy.LOTTERY or mode not in {
+            DrawMode.BEACON.value,
+            DrawMode.OPERATOR.value,
+        }:
+            raise IntakeStateError(f"intake {code} has no draw to make")
+        if intake.status is not IntakeStatus.CLOSED:
+            raise IntakeStateError(
+                f"intake {code} is {intake.status}: the draw comes after the close"
+            )
+        if intake.draw_inputs:
+            raise IntakeStateError(f"the draw of intake {code} has been made")
+        secret = self.draw_secrets.get(intake.id)
+        if secret is None or commitment(secret) != intake.seed_commitment:
+            raise IntakeStateError(
+                f"the draw secret of intake {code} is missing or does not match its commitment"
+            )
+        if mode == DrawMode.BEACON.value:
+            if beacon_round is None or operator_value is not None:
+                raise InvalidValue("beacon", f"intake {code} draws from a beacon round")
+            pending = self.pending_draw(code)
+            assert pending is not None  # closed, beacon, not drawn: checked above
+            chain, number = pending
+            if beacon_round.round != number:
+                raise InvalidValue("round", f"intake {code} draws with round {number}")
+            try:
+                randomness = verify(chain, number, beacon_round.signature)
+            except BeaconError as error:
+                raise InvalidValue("signature", str(error)) from None
+            source, number, signature = "beacon", number, beacon_round.signature
+        else:
+            value = (operator_value or "").strip().lower()
+            if beacon_round is not None or not HEX64.match(value):
+                raise InvalidValue(
+                    "operator_value", "intake draws from an operator's value: 64 hex digits"
+                )
+            randomness = value
+            source, number, signature = "operator", 0, ""
+        intake.record_draw_inputs(
+            secret=secret,
+            source=source,
+            round=number,
+            signature=signature,
+            randomness=randomness,
+            actor=actor,
+        )
         self._save(intake)
 
     def check_deadlines(self, code: str, now: datetime, *, actor: str) -> None:
@@ -588,4 +741,29 @@ def _intake_view(intake: Intake) -> IntakeView:
         case_document_bytes=intake.case_document_bytes,
         seed_commitment=intake.seed_commitment,
         seed=intake.seed,
+        pool_labels={pool: dict(label) for pool, label in intake.pool_labels.items()},
+        unused_reserved=intake.unused_reserved,
+        draw=dict(intake.draw),
+        draw_inputs=dict(intake.draw_inputs),
     )
+
+
+def _pool_labels(
+    pools: Mapping[str, int], given: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    """Each reserved pool's question, in every language: given, or read from its name."""
+    unknown = set(given) - set(pools)
+    if unknown:
+        raise InvalidValue("pool_labels", f"no pool is called {', '.join(sorted(unknown))}")
+    labels = {}
+    for pool in pools:
+        label = {
+            **default_pool_label(pool),
+            **{k: str(v).strip() for k, v in given.get(pool, {}).items()},
+        }
+        if set(label) - set(LANGUAGES) or not all(
+            0 < len(label[lang]) <= 200 for lang in LANGUAGES
+        ):
+            raise InvalidValue("pool_labels", f"{pool}: give 1-200 characters in en and fr")
+        labels[pool] = {lang: label[lang] for lang in LANGUAGES}
+    return labels

@@ -24,6 +24,21 @@ class IntakeStatus(StrEnum):
     CLOSED = "closed"
 
 
+class DrawMode(StrEnum):
+    """Where a lottery's randomness comes from (fixed at opening; README, "The lottery")."""
+
+    BEACON = "beacon"  # a public beacon round fixed at opening, with a secret committed then
+    OPERATOR = "operator"  # no beacon reachable: a value the operator supplies after the close
+    LEGACY = "legacy"  # intakes opened before 2026-12-04: a seed committed at opening
+
+
+class UnusedReserved(StrEnum):
+    """What happens to a reserved pool's places nobody in the pool takes."""
+
+    KEPT = "kept"  # they stay in the pool (intakes defined before 2026-12-04)
+    TO_GENERAL = "to_general"  # they move to the general pool (README, "Reserved pools")
+
+
 class CaseStatus(StrEnum):
     """Where a case is in its life (the allocator keeps where it stands for a place)."""
 
@@ -94,6 +109,13 @@ APPLICANT = "applicant"
 SYSTEM = "system"
 GENERAL_POOL = "general"
 
+
+def default_pool_label(name: str) -> dict[str, str]:
+    """What an applicant is asked for a pool defined without a label: its name, readable."""
+    text = name.replace("_", " ").capitalize()
+    return {"en": text, "fr": text}
+
+
 # The identity fields of the about-you step: they decide the case id, so they never change.
 IDENTITY_FIELDS: tuple[str, ...] = ("passport_number", "passport_country", "date_of_birth")
 
@@ -133,7 +155,15 @@ class IntakeView:
     sections: tuple[str, ...] = field(default=())
     case_document_bytes: int = 0
     seed_commitment: str = ""  # a lottery's, recorded at opening
-    seed: str = ""  # a lottery's, revealed at the close
+    seed: str = ""  # a legacy lottery's, revealed at the close
+    pool_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # pool -> {lang: text}
+    unused_reserved: UnusedReserved = UnusedReserved.KEPT
+    draw: dict[str, Any] = field(default_factory=dict)  # fixed at opening (Intake.Opened.draw)
+    draw_inputs: dict[str, Any] = field(default_factory=dict)  # recorded after the close
+
+    def pool_label(self, pool: str, language: str) -> str:
+        label = self.pool_labels.get(pool) or default_pool_label(pool)
+        return label.get(language) or label.get("en") or pool
 
     def checklist_item(self, key: str) -> ChecklistItem | None:
         for item in self.checklist:

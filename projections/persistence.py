@@ -76,9 +76,15 @@ def application_env(
         ("CAREPATH_GROUP_COMMIT_MAX_BATCH", "GROUP_COMMIT_MAX_BATCH"),
         ("CAREPATH_GROUP_COMMIT_MAX_WAIT_MS", "GROUP_COMMIT_MAX_WAIT_MS"),
         ("CAREPATH_INTAKE_CACHE_SECONDS", "INTAKE_CACHE_SECONDS"),
+        ("CAREPATH_DRAW_BEACON", "DRAW_BEACON"),
+        ("CAREPATH_DRAW_DELAY_SECONDS", "DRAW_DELAY_SECONDS"),
+        ("CAREPATH_DRAW_SECRETS_DIR", "DRAW_SECRETS_DIR"),
     ):
         if carepath_key in environ:
             env.setdefault(library_key, environ[carepath_key])
+    if kind in {"sqlite", "postgres"}:
+        # A lottery's secret is kept in files, outside the database, until its draw.
+        env.setdefault("DRAW_SECRETS_DIR", str(data_dir(environ) / "draw-secrets"))
     env["CREATE_TABLE"] = "y" if create_table else "n"
     env[f"{prefix}_CREATE_TABLE"] = env["CREATE_TABLE"]
     return env

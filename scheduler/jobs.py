@@ -12,8 +12,15 @@ from datetime import datetime, timedelta
 
 from eventsourcing.persistence import IntegrityError
 
+from domain.beacon import BeaconError, HttpBeacon, round_time
 from domain.documents import Documents
-from domain.errors import CaseActionRefused, DocumentNotFound, IntakeStateError, ScannerUnavailable
+from domain.errors import (
+    CaseActionRefused,
+    DocumentNotFound,
+    IntakeStateError,
+    InvalidValue,
+    ScannerUnavailable,
+)
 from domain.registry import Registry
 from domain.storage import BlobStore, Collected
 from domain.values import GENERAL_POOL, SYSTEM, IntakeStatus, IntakeView, Policy
@@ -36,7 +43,13 @@ def _done_once(action: str, code: str, command: Callable[[], None]) -> bool:
 
 
 def _open(registry: Registry, intake: IntakeView) -> bool:
-    return _done_once("opened", intake.code, lambda: registry.open_intake(intake.code, actor=ACTOR))
+    try:
+        return _done_once(
+            "opened", intake.code, lambda: registry.open_intake(intake.code, actor=ACTOR)
+        )
+    except InvalidValue as refused:  # e.g. a beacon lottery without a closing time
+        log.error("cannot open %s: %s: %s", intake.code, refused.field, refused.message)
+        return False
 
 
 def _close(registry: Registry, intake: IntakeView) -> bool:
@@ -68,6 +81,38 @@ def close_due_intakes(registry: Registry, now: datetime) -> list[str]:
         and intake.closes_at <= now
     ]
     return [intake.code for intake in due if _close(registry, intake)]
+
+
+def draw_due_lotteries(registry: Registry, beacon: HttpBeacon, now: datetime) -> list[str]:
+    """Draw every closed beacon lottery whose round is out: fetch the round, verified, and
+    record it (a round not published yet, or a beacon out of reach, is tried again next time)."""
+    drawn = []
+    for intake in registry.list_intakes():
+        if intake.status is not IntakeStatus.CLOSED or intake.policy is not Policy.LOTTERY:
+            continue
+        pending = registry.pending_draw(intake.code)
+        if pending is None:
+            continue
+        chain, number = pending
+        if round_time(chain, number) > now:
+            continue
+        try:
+            found = beacon.fetch(chain, number)
+        except BeaconError as unreachable:
+            log.warning("draw of %s waits: %s", intake.code, unreachable)
+            continue
+        if found is None:
+            log.info("draw of %s waits: round %d is not published yet", intake.code, number)
+            continue
+        if _done_once(
+            "drew",
+            intake.code,
+            lambda code=intake.code, found=found: registry.draw(  # type: ignore[misc]
+                code, actor=ACTOR, beacon_round=found
+            ),
+        ):
+            drawn.append(intake.code)
+    return drawn
 
 
 def close_full_intakes(

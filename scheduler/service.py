@@ -12,6 +12,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from domain.beacon import HttpBeacon
 from domain.blobs import FilesystemBlobStore
 from domain.documents import Documents
 from domain.inspection import ContentInspector
@@ -25,6 +26,11 @@ from projections.views import make_engine
 from scheduler import jobs
 
 log = logging.getLogger(__name__)
+
+
+def beacon_client(environ: Mapping[str, str]) -> HttpBeacon:
+    """drand's HTTP API, or a relay or mirror of it (CAREPATH_BEACON_URL)."""
+    return HttpBeacon(environ.get("CAREPATH_BEACON_URL", "https://api.drand.sh"))
 
 
 def _now() -> datetime:
@@ -56,6 +62,7 @@ def run(
         calls: list[tuple[Callable[..., Any], tuple[Any, ...], float]] = [
             (jobs.open_due_intakes, (registry,), interval_seconds),
             (jobs.close_due_intakes, (registry,), interval_seconds),
+            (jobs.draw_due_lotteries, (registry, beacon_client(environ)), interval_seconds),
             (jobs.close_full_intakes, (registry, allocations), interval_seconds),
             (jobs.expire_overdue_offers, (registry, allocations), interval_seconds),
             (jobs.rescan_pending_documents, (documents, document_queries), rescan_seconds),

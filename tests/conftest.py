@@ -12,7 +12,23 @@ import pytest
 
 from domain.registry import Registry
 
+# Tests have no network: a lottery opened without naming a beacon draws from an operator's
+# value (tests of the beacon name it and serve its rounds locally).
+os.environ.setdefault("DRAW_BEACON", "none")
+os.environ.setdefault("CAREPATH_DRAW_BEACON", "none")
+
 SECRET = b"test-secret-" + b"x" * 32
+OPERATOR_VALUE = "5eed" * 16
+
+
+def close_and_draw(registry: Registry, code: str, value: str = OPERATOR_VALUE) -> None:
+    """Close an intake and, for a lottery without a beacon, record the draw's value."""
+    registry.close_intake(code, actor="t")
+    found = registry.get_intake(code)
+    if found.draw.get("mode") == "operator":
+        registry.draw(code, actor="t", operator_value=value)
+
+
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 
 
@@ -122,7 +138,7 @@ def postgres_server() -> dict[str, str]:
 
 
 @pytest.fixture
-def postgres_db(postgres_server: dict[str, str]) -> Iterator[dict[str, str]]:
+def postgres_db(postgres_server: dict[str, str], tmp_path: Any) -> Iterator[dict[str, str]]:
     """A new, empty database for one test, dropped afterwards: the env keys that point at it."""
     name = f"carepath_test_{secrets.token_hex(6)}"
     assert re.fullmatch(r"carepath_test_[0-9a-f]{12}", name)
@@ -136,6 +152,7 @@ def postgres_db(postgres_server: dict[str, str]) -> Iterator[dict[str, str]]:
         "POSTGRES_USER": postgres_server["user"],
         "POSTGRES_PASSWORD": "",
         "CAREPATH_SECRET": "t" * 40,
+        "CAREPATH_DATA_DIR": str(tmp_path / "data"),  # files (draw secrets) stay in the test's
     }
     with _pg_connect() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from flask.cli import FlaskGroup
 
 from domain.allocator import Allocator
 from domain.audit import compare_ledgers, recompute_draw
+from domain.beacon import KNOWN_CHAINS, BeaconError, HttpBeacon, parse_round, round_time
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
 from domain.ledger import ledger_id
-from domain.registry import Registry
-from domain.values import IntakeStatus, Policy
+from domain.registry import NO_BEACON, Registry
+from domain.values import LANGUAGES, DrawMode, IntakeStatus, IntakeView, Policy, UnusedReserved
 from projections.persistence import application_env
 from projections.runner import catch_up
 from projections.views import migrate
@@ -127,14 +129,34 @@ def _when(value: str | None, option: str) -> datetime | None:
     "pools",
     multiple=True,
     metavar="NAME=PLACES",
-    help="a reserved pool, e.g. alternate_format=100 (repeatable)",
+    help="a reserved pool, out of --capacity, e.g. alternate_format=100 (repeatable)",
+)
+@click.option(
+    "--pool-label",
+    "pool_labels",
+    multiple=True,
+    metavar="NAME:LANG=TEXT",
+    help="what an applicant declares to qualify for a pool, per language (en, fr; repeatable)",
+)
+@click.option(
+    "--unused-reserved",
+    type=click.Choice([u.value for u in UnusedReserved]),
+    default=UnusedReserved.TO_GENERAL.value,
+    show_default=True,
+    help="reserved places nobody in the pool takes: moved to the general pool (at the close, or"
+    " after a lottery's draw) or kept",
 )
 @click.option(
     "--checklist",
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML or JSON file: documents, sections and limits of stage two (default: the pilot's)",
 )
-def intake_create(pools: tuple[str, ...], checklist: Path | None, **options: Any) -> None:
+def intake_create(
+    pools: tuple[str, ...],
+    pool_labels: tuple[str, ...],
+    checklist: Path | None,
+    **options: Any,
+) -> None:
     """Define a new intake (it opens with `carepath intake open`, or at --opens-at)."""
     reserved: dict[str, int] = {}
     for pool in pools:
@@ -143,6 +165,17 @@ def intake_create(pools: tuple[str, ...], checklist: Path | None, **options: Any
             raise click.BadParameter(f"{pool!r} is not NAME=PLACES", param_hint="--pool")
         reserved[name] = int(places)
     options["pools"] = reserved
+    labels: dict[str, dict[str, str]] = {}
+    for given in pool_labels:
+        target, _, text = given.partition("=")
+        name, _, language = target.partition(":")
+        if not text.strip() or not name or language not in LANGUAGES:
+            raise click.BadParameter(
+                f"{given!r} is not NAME:LANG=TEXT (LANG one of {', '.join(LANGUAGES)})",
+                param_hint="--pool-label",
+            )
+        labels.setdefault(name, {})[language] = text
+    options["pool_labels"] = labels
     if checklist is not None:
         try:
             stage_two = read_checklist(checklist)
@@ -162,11 +195,84 @@ def intake_create(pools: tuple[str, ...], checklist: Path | None, **options: Any
 
 @intake.command("open")
 @click.argument("code")
-def intake_open(code: str) -> None:
-    """Open an intake for registrations."""
+@click.option(
+    "--beacon",
+    type=click.Choice([*KNOWN_CHAINS, NO_BEACON]),
+    help="a lottery's source of public randomness (default: CAREPATH_DRAW_BEACON, else"
+    " drand-quicknet); none: you supply a value after the close, and the draw is then only as"
+    " trustworthy as you",
+)
+def intake_open(code: str, beacon: str | None) -> None:
+    """Open an intake for registrations; a lottery prints what it has committed to."""
     with registry() as built:
-        built.open_intake(code, actor=OPERATOR)
+        built.open_intake(code, actor=OPERATOR, beacon=beacon)
+        opened = built.get_intake(code)
         click.echo(f"opened intake {code}")
+        for line in _draw_plan_lines(opened):
+            click.echo(line)
+
+
+def _draw_plan_lines(found: IntakeView) -> list[str]:
+    if found.policy is not Policy.LOTTERY:
+        return []
+    lines = [f"  commitment to the draw secret (sha256): {found.seed_commitment}"]
+    mode = found.draw.get("mode")
+    if mode == DrawMode.BEACON.value:
+        chain = found.draw["chain"]
+        lines.append(
+            f"  beacon: {chain['name']} (chain {chain['chain_hash']}), round"
+            f" {found.draw['round']}, published at {found.draw['round_time']}"
+        )
+    elif mode == DrawMode.OPERATOR.value:
+        lines.append(
+            "  warning: no beacon; after the close, `carepath intake draw CODE --operator-value"
+            " HEX` supplies the draw's value, and the draw is only as trustworthy as whoever"
+            " supplies it"
+        )
+    return lines
+
+
+@intake.command("draw")
+@click.argument("code")
+@click.option(
+    "--round-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the beacon round as drand's HTTP API returns it (JSON), fetched elsewhere",
+)
+@click.option("--operator-value", metavar="HEX", help="64 hex digits, for an intake with no beacon")
+@click.option(
+    "--beacon-url",
+    default=lambda: os.environ.get("CAREPATH_BEACON_URL", "https://api.drand.sh"),
+    show_default="CAREPATH_BEACON_URL or https://api.drand.sh",
+)
+def intake_draw(
+    code: str, round_file: Path | None, operator_value: str | None, beacon_url: str
+) -> None:
+    """Make a closed lottery's draw now (the scheduler does it once the beacon round is out)."""
+    with registry() as built:
+        found = built.get_intake(code)
+        beacon_round = None
+        if operator_value is None:
+            pending = built.pending_draw(code)
+            if pending is None:
+                raise click.ClickException(
+                    f"intake {code} waits for no beacon round (not a closed beacon lottery,"
+                    " or drawn already)"
+                )
+            chain, number = pending
+            try:
+                if round_file is not None:
+                    beacon_round = parse_round(chain, json.loads(round_file.read_text()))
+                else:
+                    beacon_round = HttpBeacon(beacon_url).fetch(chain, number)
+            except (BeaconError, OSError, ValueError) as bad:
+                raise click.ClickException(f"cannot use the beacon round: {bad}") from None
+            if beacon_round is None:
+                raise click.ClickException(
+                    f"round {number} is not published yet (due {round_time(chain, number)})"
+                )
+        built.draw(code, actor=OPERATOR, beacon_round=beacon_round, operator_value=operator_value)
+        click.echo(f"recorded the draw inputs of {found.code}; the allocator draws next")
 
 
 @intake.command("close")
@@ -256,6 +362,8 @@ def audit_draw(code: str) -> None:
             replay.close()
     for name, held, detail in result.checks:
         click.echo(f"{'ok  ' if held else 'FAIL'} {name}{f'  ({detail})' if detail else ''}")
+    for warning in result.warnings:
+        click.echo(f"WARN {warning}")
     if result.fairness:
         for line in fairness_lines(result.fairness):
             click.echo(line)

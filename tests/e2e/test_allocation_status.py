@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from projections.worker import Worker
-from tests.conftest import CONTACT, ELIGIBILITY, SECRET, about_you, make_app
+from tests.conftest import CONTACT, ELIGIBILITY, SECRET, about_you, close_and_draw, make_app
 from tests.forms import hidden_fields, post_form, text_of
 
 
@@ -192,7 +192,7 @@ def test_a_person_not_drawn_is_told_so_not_that_the_places_ran_out(small_app, sq
     )  # fmt: skip
     registry.open_intake("lot", actor="t")
     clients = [enter_lottery(small_app, n) for n in range(3)]
-    registry.close_intake("lot", actor="t")
+    close_and_draw(registry, "lot")
     settle(sqlite_env)
     pages = [c.get("/application/status").text for c in clients]
     not_drawn = [p for p in pages if "You were not drawn" in p]

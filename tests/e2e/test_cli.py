@@ -94,20 +94,33 @@ def test_audit_draw_recomputes_a_lottery_from_the_log(run, sqlite_env):
         "--policy",
         "lottery",
     )
-    run("intake", "open", "draw")
+    opened = run("intake", "open", "draw", "--beacon", "none")
+    assert "commitment to the draw secret (sha256): " in opened.output
+    assert "warning: no beacon" in opened.output
     registry = registry_for(sqlite_env)
     try:
         for n in range(12):
             submit_person(registry, "draw", n)
     finally:
         registry.close()
+    early = run("intake", "draw", "draw", "--operator-value", "ab" * 32)
+    assert early.exit_code != 0
+    assert "the draw comes after the close" in early.output
     run("intake", "close", "draw")
+    bad = run("intake", "draw", "draw", "--operator-value", "xyz")
+    assert bad.exit_code != 0
+    assert "64 hex digits" in bad.output
+    assert "Traceback" not in bad.output
+    drawn = run("intake", "draw", "draw", "--operator-value", "ab" * 32)
+    assert drawn.exit_code == 0, drawn.output
     Worker(sqlite_env, sqlite_env["CAREPATH_SECRET"].encode()).settle()
 
     audited = run("audit", "draw", "draw")
 
     assert audited.exit_code == 0, audited.output
-    assert "ok   the revealed seed matches the commitment made at opening" in audited.output
+    assert "ok   the revealed secret matches the commitment made at opening" in audited.output
+    assert "ok   the ledger fixed the entries at the close" in audited.output
+    assert "WARN this draw used a value the operator supplied" in audited.output
     assert "ok   a fresh allocator replaying the log records the same ledger" in audited.output
     assert "ok   the fairness figures match a recomputation from the log" in audited.output
     assert "3 selected of 12" in audited.output

@@ -7,7 +7,8 @@ opens a couple of seconds after its definition and closes a few seconds later: a
 lottery, and a first-come one without a closing time that only the "close when full" job can
 close. Registrations are submitted through the Registry while each window is open. Then the
 Registry's log must hold exactly one Opened and one Closed event per intake (recorded by the
-scheduler), the lottery's Ledger exactly one draw, which an audit recomputes from the log, and
+scheduler), the lottery's Ledger exactly one draw (its value supplied through the CLI: tests
+have no beacon), which an audit recomputes from the log, and
 only one scheduler may have been active.
 
 In the second scenario the active scheduler is SIGKILLed once its intake has opened; the standby
@@ -220,6 +221,9 @@ def test_two_schedulers_open_close_and_draw_each_intake_once(site: Site) -> None
 
     for code in ("fc", "lot", "full"):
         site.wait_for_status(code, IntakeStatus.CLOSED)
+    # No beacon in tests: the operator supplies the value (scheduler.jobs.draw_due_lotteries
+    # fetches a beacon's round; tests/unit/test_draw_job.py runs it against a local beacon).
+    run_carepath(site.env, "intake", "draw", "lot", "--operator-value", "ab" * 32)
     site.wait_until("the lottery is drawn", lambda: site.draws("lot") > 0)
     logs = site.settle_and_stop()
 
@@ -254,6 +258,7 @@ def test_standby_scheduler_takes_over_when_the_active_one_is_killed(site: Site) 
     site.submit("late", 3)
     for code in ("early", "late"):
         site.wait_for_status(code, IntakeStatus.CLOSED)
+    run_carepath(site.env, "intake", "draw", "late", "--operator-value", "cd" * 32)
     site.wait_until("the lottery is drawn", lambda: site.draws("late") > 0)
     site.settle_and_stop()
 

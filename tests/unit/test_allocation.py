@@ -18,6 +18,7 @@ from domain.policies import (
     chi_square_survival,
     combined_seed,
     commitment,
+    draw_seed,
     entries_digest,
     fairness,
     lottery_ranking,
@@ -26,7 +27,7 @@ from domain.policies import (
 )
 from domain.registry import Registry
 from projections.runner import catch_up
-from tests.conftest import SECRET, about_you, submit_person
+from tests.conftest import OPERATOR_VALUE, SECRET, about_you, close_and_draw, submit_person
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -147,12 +148,16 @@ def test_lottery_commits_at_open_draws_at_close_and_audits_clean(world):
     intake_id = intake(registry, "lt", capacity=3, policy="lottery", waitlist_length=4)
     ids = [enter(registry, "lt", n) for n in range(10)]
     registry.withdraw(ids[9], expected_version=4, reason="", idempotency_key="w")
-    registry.close_intake("lt", actor="t")
+    close_and_draw(registry, "lt")
     catch_up(registry, allocator)
     events = ledger_events(allocator, intake_id)
     draw = next(e for e in events if isinstance(e, Ledger.DrawMade))
     opened = next(e for e in registry.events.get(intake_id) if isinstance(e, Intake.Opened))
-    assert commitment(draw.seed) == opened.seed_commitment
+    inputs = next(
+        e for e in registry.events.get(intake_id) if isinstance(e, Intake.DrawInputsRecorded)
+    )
+    assert commitment(inputs.secret) == opened.seed_commitment
+    assert draw.seed == draw_seed(inputs.secret, OPERATOR_VALUE)
     assert draw.entries == 9
     kinds = [
         type(e).__name__
@@ -185,7 +190,7 @@ def test_audit_catches_a_reordered_or_altered_draw(world):
     intake_id = intake(registry, "tm", capacity=2, policy="lottery")
     for n in range(6):
         enter(registry, "tm", n)
-    registry.close_intake("tm", actor="t")
+    close_and_draw(registry, "tm")
     catch_up(registry, allocator)
     events = ledger_events(allocator, intake_id)
     log = [
@@ -213,7 +218,7 @@ def test_audit_catches_a_reordered_or_altered_draw(world):
     failed = {
         name for name, held, _ in recompute_draw(log, other_seed, intake_id).checks if not held
     }
-    assert "the ledger drew with the revealed seed" in failed
+    assert "the ledger drew with the seed the log gives" in failed
 
     flattering = list(events)
     figures = {**events[draw_at].fairness, "p_value": 0.999999}
@@ -229,7 +234,7 @@ def test_a_draw_recorded_before_the_rank_sum_still_matches_its_replay(world):
     intake_id = intake(registry, "old", capacity=2, policy="lottery")
     for n in range(6):
         enter(registry, "old", n)
-    registry.close_intake("old", actor="t")
+    close_and_draw(registry, "old")
     catch_up(registry, allocator)
     events = ledger_events(allocator, intake_id)
     draw_at = next(i for i, e in enumerate(events) if isinstance(e, Ledger.DrawMade))
@@ -252,7 +257,7 @@ def test_a_fresh_allocator_replaying_the_log_records_the_same_ledgers(world):
     for n in range(5):
         enter(registry, "r2", n)
     registry.withdraw(ids[1], expected_version=4, reason="", idempotency_key="w")
-    registry.close_intake("r2", actor="t")
+    close_and_draw(registry, "r2")
     catch_up(registry, allocator, batch=2)
     replay = Allocator(env=POPO)
     catch_up(registry, replay, batch=1000)
@@ -357,3 +362,87 @@ def test_rank_sum_matches_reference_values(positions, n, u, expected):
 def test_chi_square_survival_matches_reference_values(x, df, expected):
     # reference values from scipy.stats.chi2.sf
     assert chi_square_survival(x, df) == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_pool_s_unused_places_move_to_the_general_waitlist_at_a_first_come_close(world):
+    registry, allocator = world
+    intake_id = intake(registry, "mv", capacity=5, pools={"alternate": 2, "braille": 1})
+    general = [enter(registry, "mv", n) for n in range(5)]
+    alternate = enter(registry, "mv", 10, pool="alternate")
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    # general = 5 - 3 reserved = slots 1-2; alternate 3-4; braille 5
+    assert ledger.slot_of == {general[0]: 1, general[1]: 2, alternate: 3}
+    assert list(ledger.waitlists["general"]) == general[2:]
+    registry.close_intake("mv", actor="t")
+    catch_up(registry, allocator)
+    events = ledger_events(allocator, intake_id)
+    moved = [e for e in events if isinstance(e, Ledger.PlacesMoved)]
+    assert [(m.from_pool, m.to_pool, m.slots) for m in moved] == [
+        ("alternate", "general", [4]),
+        ("braille", "general", [5]),
+    ]
+    assert ledger.slot_of == {
+        general[0]: 1,
+        general[1]: 2,
+        alternate: 3,
+        general[2]: 4,
+        general[3]: 5,
+    }
+    assert list(ledger.waitlists["general"]) == [general[4]]
+    # the alternate holder leaves, nobody waits in the pool: the slot goes to general too
+    registry.withdraw(alternate, expected_version=4, reason="", idempotency_key="w")
+    catch_up(registry, allocator)
+    assert ledger.slot_of[general[4]] == 3
+    assert ledger.granted == 5
+    replay = Allocator(env=POPO)
+    catch_up(registry, replay)
+    same, detail = compare_ledgers(
+        ledger_events(allocator, intake_id), ledger_events(replay, intake_id)
+    )
+    assert same, detail
+
+
+def test_kept_reserved_places_stay_in_their_pool(world):
+    registry, allocator = world
+    intake_id = intake(registry, "kp", capacity=3, pools={"alternate": 1}, unused_reserved="kept")
+    general = [enter(registry, "kp", n) for n in range(3)]
+    registry.close_intake("kp", actor="t")
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    assert ledger.granted == 2
+    assert list(ledger.waitlists["general"]) == [general[2]]
+    assert not any(isinstance(e, Ledger.PlacesMoved) for e in ledger_events(allocator, intake_id))
+
+
+def test_a_lottery_with_two_pools_fills_each_and_moves_what_a_pool_leaves(world):
+    registry, allocator = world
+    intake_id = intake(
+        registry,
+        "tp",
+        capacity=10,
+        policy="lottery",
+        waitlist_length=5,
+        pools={"alternate": 3, "braille": 2},
+    )
+    general = [enter(registry, "tp", n) for n in range(12)]
+    alternate = [enter(registry, "tp", n, pool="alternate") for n in range(20, 25)]
+    braille = [enter(registry, "tp", 30, pool="braille")]
+    close_and_draw(registry, "tp")
+    catch_up(registry, allocator)
+    ledger = allocator.ledger_of(intake_id)
+    held = {
+        pool: sorted(s for s, c in ledger.holders.items() if ledger.entry_pools[c] == pool)
+        for pool in ("general", "alternate", "braille")
+    }
+    # general 1-5, alternate 6-8, braille 9-10; braille had one entry: slot 10 moved to general
+    assert held["alternate"] == [6, 7, 8]
+    assert held["braille"] == [9]
+    assert held["general"] == [1, 2, 3, 4, 5, 10]
+    assert len(ledger.waitlists["alternate"]) == 2
+    assert ledger.granted == 10
+    assert set(ledger.holders.values()) <= set(general + alternate + braille)
+    moved = [e for e in ledger_events(allocator, intake_id) if isinstance(e, Ledger.PlacesMoved)]
+    assert [(m.from_pool, m.slots) for m in moved] == [("braille", [10])]
+    audit = recompute_draw(registry_log(registry), ledger_events(allocator, intake_id), intake_id)
+    assert audit.ok, audit.checks
