@@ -37,7 +37,9 @@ FOLLOWED = (
     Ledger.Started,
     Ledger.EntryReceived,
     Ledger.EntryWithdrawn,
+    Ledger.EntriesFixed,
     Ledger.DrawMade,
+    Ledger.PlacesMoved,
     Ledger.PlaceGranted,
     Ledger.Invited,
     Ledger.Waitlisted,
@@ -201,6 +203,31 @@ class AllocationView(FollowingView):
         connection.execute(
             t.update().where(t.c.ledger_id == e.originator_id.hex).values(closed=True)
         )
+
+    @apply.register
+    def _(
+        self, e: Ledger.EntriesFixed, position: int, batch: _Batch, connection: Connection
+    ) -> None:
+        """A lottery's close: its entries digest is published before the draw exists."""
+        t = self.tables.ledgers
+        connection.execute(
+            t.update()
+            .where(t.c.ledger_id == e.originator_id.hex)
+            .values(draw={"entries": e.entries, "entries_digest": e.entries_digest})
+        )
+
+    @apply.register
+    def _(
+        self, e: Ledger.PlacesMoved, position: int, batch: _Batch, connection: Connection
+    ) -> None:
+        """Reserved places moved to another pool: the pools' sizes change, not the capacity."""
+        t = self.tables.ledgers
+        where = t.c.ledger_id == e.originator_id.hex
+        pools = dict(connection.execute(sa.select(t.c.pools).where(where)).scalar() or {})
+        pools[e.from_pool] = pools.get(e.from_pool, 0) - len(e.slots)
+        if e.to_pool in pools:
+            pools[e.to_pool] += len(e.slots)
+        connection.execute(t.update().where(where).values(pools=pools))
 
     @apply.register
     def _(self, e: Ledger.DrawMade, position: int, batch: _Batch, connection: Connection) -> None:

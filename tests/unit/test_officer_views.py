@@ -358,3 +358,34 @@ def test_a_follower_refuses_to_continue_over_a_view_rebuilt_underneath_it(world)
     # Then its next batch is refused whole
     with pytest.raises(StaleBatch):
         follower.process_batch(items)
+
+
+def test_the_board_moves_a_pool_s_unused_places_to_general_with_the_ledger(world):
+    registry = world.registry
+    registry.define_intake(
+        code="moves",
+        name="Moves",
+        stream="",
+        capacity=4,
+        policy="first_come",
+        pools={"braille": 2},
+        actor="t",
+    )
+    registry.open_intake("moves", actor="t")
+    for n in range(200, 204):
+        submit_person(registry, "moves", n)
+    submit_person(registry, "moves", 210, pool="braille")
+    world.settle()
+    intake_id = registry.get_intake("moves").id
+    before = {p.pool: p for p in world.queries.board(intake_id).pools}
+    assert (before["general"].capacity, before["braille"].capacity) == (2, 2)
+    assert before["braille"].places_left == 1
+
+    registry.close_intake("moves", actor="t")  # braille's free place moves to general
+    world.settle()
+
+    after = {p.pool: p for p in world.queries.board(intake_id).pools}
+    assert (after["general"].capacity, after["braille"].capacity) == (3, 1)
+    assert after["general"].held == 3
+    assert after["braille"].held == 1
+    assert after["general"].places_left == after["braille"].places_left == 0
