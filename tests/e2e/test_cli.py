@@ -186,3 +186,77 @@ def test_an_intake_takes_its_checklist_from_a_toml_file_and_a_bad_file_is_named(
     assert refused.exit_code == 2
     assert "--checklist" in refused.output
     assert "item 1: missing name_fr" in refused.output
+
+
+def test_a_beacon_draw_audits_clean_and_fails_once_the_beacon_value_is_replaced(
+    run, sqlite_env, monkeypatch, tmp_path
+):
+    import hashlib
+    import json
+    import sqlite3
+    from datetime import timedelta
+
+    import eventsourcing.domain
+
+    from domain.beacon import QUICKNET_SAMPLE
+    from domain.registry import Registry
+    from tests.unit.test_draw import CLOSES, Clock
+
+    clock = Clock(CLOSES - timedelta(hours=1))  # the sample round's day, in 2023
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", clock)
+    created = run(
+        "intake", "create", "--code", "bcn", "--name", "Beacon", "--capacity", "3",
+        "--policy", "lottery", "--closes-at", CLOSES.isoformat(),
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    opened = run("intake", "open", "bcn", "--beacon", "drand-quicknet")
+    assert f"round {QUICKNET_SAMPLE.round}, published at 2023-09-15" in opened.output
+    registry = Registry(
+        env=application_env(sqlite_env, "Registry", create_table=False),
+        secret=sqlite_env["CAREPATH_SECRET"].encode(),
+        clock=clock,
+    )
+    try:
+        for n in range(8):
+            submit_person(registry, "bcn", n)
+    finally:
+        registry.close()
+    clock.now = CLOSES
+    assert run("intake", "close", "bcn").exit_code == 0
+    round_file = tmp_path / "round.json"
+    round_file.write_text(json.dumps(QUICKNET_SAMPLE.as_dict()))
+    drawn = run("intake", "draw", "bcn", "--round-file", str(round_file))
+    assert drawn.exit_code == 0, drawn.output
+    Worker(sqlite_env, sqlite_env["CAREPATH_SECRET"].encode()).settle()
+
+    audited = run("audit", "draw", "bcn")
+    assert audited.exit_code == 0, audited.output
+    assert "ok   the beacon's signature of the round verifies" in audited.output
+    assert "ok   the beacon round was published after the close" in audited.output
+    assert "with 7 degrees of freedom: p = " in audited.output
+
+    # Someone with the database puts another value in place of the beacon's: a valid curve
+    # point (the signature negated), with its randomness made consistent with it.
+    other = "9" + QUICKNET_SAMPLE.signature[1:]
+    database = sqlite3.connect(f"{sqlite_env['CAREPATH_DATA_DIR']}/registry.sqlite")
+    with database:
+        (state,) = database.execute(
+            "SELECT state FROM stored_events WHERE topic LIKE '%Intake.DrawInputsRecorded'"
+        ).fetchone()
+        changed = (
+            state.decode()
+            .replace(QUICKNET_SAMPLE.signature, other)
+            .replace(QUICKNET_SAMPLE.randomness, hashlib.sha256(bytes.fromhex(other)).hexdigest())
+        )
+        assert changed != state.decode()
+        database.execute(
+            "UPDATE stored_events SET state = ? WHERE topic LIKE '%Intake.DrawInputsRecorded'",
+            (changed.encode(),),
+        )
+    database.close()
+
+    tampered = run("audit", "draw", "bcn")
+    assert tampered.exit_code == 1
+    assert "FAIL the beacon's signature of the round verifies" in tampered.output
+    assert "FAIL the ledger drew with the seed the log gives" in tampered.output
+    assert "the ledger DOES NOT MATCH the log" in tampered.output
