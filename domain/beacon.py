@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import re
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -37,12 +38,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from py_ecc.bls.hash_to_curve import hash_to_G1
-from py_ecc.bls.point_compression import decompress_G1, decompress_G2
-from py_ecc.bls.typing import G1Compressed, G1Uncompressed, G2Compressed, G2Uncompressed
-from py_ecc.fields import optimized_bls12_381_FQ12 as FQ12
-from py_ecc.optimized_bls12_381.optimized_curve import G2, curve_order, is_inf, multiply, neg
-from py_ecc.optimized_bls12_381.optimized_pairing import final_exponentiate, miller_loop
+# py_ecc raises the interpreter's recursion limit to 100,000 when imported, for every thread of the
+# process; the web's JSON parser relies on the default limit to refuse absurdly nested bodies before
+# they exhaust the C stack. The curve code below does not need the raised limit, so put it back.
+_recursion_limit = sys.getrecursionlimit()
+from py_ecc.bls.hash_to_curve import hash_to_G1  # noqa: E402
+from py_ecc.bls.point_compression import decompress_G1, decompress_G2  # noqa: E402
+from py_ecc.bls.typing import G1Compressed, G1Uncompressed, G2Compressed, G2Uncompressed  # noqa: E402
+from py_ecc.fields import optimized_bls12_381_FQ12 as FQ12  # noqa: E402
+from py_ecc.optimized_bls12_381.optimized_curve import G2, curve_order, is_inf, multiply, neg  # noqa: E402
+from py_ecc.optimized_bls12_381.optimized_pairing import final_exponentiate, miller_loop  # noqa: E402
+
+sys.setrecursionlimit(_recursion_limit)
 
 SCHEME = "bls-unchained-g1-rfc9380"
 DST = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_"
