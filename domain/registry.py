@@ -745,6 +745,7 @@ def _intake_view(intake: Intake) -> IntakeView:
         unused_reserved=intake.unused_reserved,
         draw=dict(intake.draw),
         draw_inputs=dict(intake.draw_inputs),
+        closed_at=intake.closed_at,
     )
 
 

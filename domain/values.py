@@ -160,6 +160,7 @@ class IntakeView:
     unused_reserved: UnusedReserved = UnusedReserved.KEPT
     draw: dict[str, Any] = field(default_factory=dict)  # fixed at opening (Intake.Opened.draw)
     draw_inputs: dict[str, Any] = field(default_factory=dict)  # recorded after the close
+    closed_at: datetime | None = None  # when Intake.Closed was recorded
 
     def pool_label(self, pool: str, language: str) -> str:
         label = self.pool_labels.get(pool) or default_pool_label(pool)

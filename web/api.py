@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError
 
 from domain.documents import Documents, StageTwo
 from domain.registry import Registry
-from domain.values import STEPS, CaseView, IntakeStatus, IntakeView, Outcome
+from domain.values import GENERAL_POOL, STEPS, CaseView, IntakeStatus, IntakeView, Outcome
 from projections.allocation import Allocation, AllocationQueries, ReadModelUnavailable
 from web.auth import sign_in_session, signed_in_case_id
 from web.extensions import limiter
@@ -21,6 +21,7 @@ from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
     ApiAnswerSchema,
+    ApiRegisterSchema,
     ApiSignInSchema,
     ApiStepSchema,
     ApiVersionSchema,
@@ -104,8 +105,23 @@ def intake_json(intake: IntakeView) -> dict[str, Any]:
         "opens_at": intake.opens_at.isoformat() if intake.opens_at else None,
         "closes_at": intake.closes_at.isoformat() if intake.closes_at else None,
         "document_deadline_days": intake.document_deadline_days,
+        "pools": pools_json(intake),
+        "unused_reserved": intake.unused_reserved.value,
         "draw": draw_record(intake),
     }
+
+
+def pools_json(intake: IntakeView) -> list[dict[str, Any]]:
+    """The pools and their places, reserved ones first in name order, then the general pool
+    (README, "Pools": general = capacity - reserved); `label` is who qualifies, as the register
+    form asks it."""
+    language = current_language()
+    reserved = [
+        {"name": name, "places": places, "label": intake.pool_label(name, language)}
+        for name, places in sorted(intake.pools.items())
+    ]
+    general = intake.capacity - sum(intake.pools.values())
+    return [*reserved, {"name": GENERAL_POOL, "places": general, "label": None}]
 
 
 def case_json(case: CaseView) -> dict[str, Any]:
@@ -115,6 +131,7 @@ def case_json(case: CaseView) -> dict[str, Any]:
         "status": case.status.value,
         "version": case.version,
         "language": case.language,
+        "pool": case.pool,
         "answers": case.answers,
         "steps_done": list(case.steps_done),
         "next_step": case.next_step,
@@ -169,8 +186,18 @@ def intake(code: str) -> Response:
 @limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"])
 def register(code: str) -> tuple[Response, int]:
     key = idempotency_key()
-    answers = clean_answers("about_you", body(shared(STEP_SCHEMAS["about_you"])))
-    done = registry().register(code, answers, language=current_language(), idempotency_key=key)
+    intake = registry().get_intake(code)
+    posted = body(shared(ApiRegisterSchema))
+    pool = posted.pop("pool")
+    if pool != GENERAL_POOL and pool not in intake.pools:
+        choose = ", ".join([*sorted(intake.pools), GENERAL_POOL])
+        raise Invalid(
+            {"pool": [_("This intake has no such pool; give one of: %(pools)s", pools=choose)]}
+        )
+    answers = clean_answers("about_you", posted)
+    done = registry().register(
+        code, answers, language=current_language(), idempotency_key=key, pool=pool
+    )
     sign_in_session(done.case_id)
     response = jsonify(
         {"reference": done.reference, "access_code": done.access_code, "version": done.version}

@@ -22,7 +22,15 @@ from werkzeug.wrappers import Response
 
 from domain import errors as domain
 from domain.registry import Registry
-from domain.values import REVIEW, STEPS, WITHDRAWABLE, CaseView, IntakeStatus
+from domain.values import (
+    GENERAL_POOL,
+    REVIEW,
+    STEPS,
+    WITHDRAWABLE,
+    CaseView,
+    IntakeStatus,
+    IntakeView,
+)
 from projections.allocation import AllocationQueries, ReadModelUnavailable
 from web.auth import sign_in_session, signed_in_case_id
 from web.errors import describe
@@ -154,13 +162,19 @@ def register(code: str) -> Any:
     if request.method == "GET":
         return render_step("about_you", values={}, errors={}, version=None, intake=intake)
     envelope, answers, errors = parse_step("about_you")
+    pool, pool_errors = declared_pool(intake)
+    errors.update(pool_errors)
     if errors:
         return render_step(
             "about_you", values=request.form, errors=errors, version=None, intake=intake, status=422
         )
     try:
         done = registry().register(
-            code, answers, language=current_language(), idempotency_key=envelope["idempotency_key"]
+            code,
+            answers,
+            language=current_language(),
+            idempotency_key=envelope["idempotency_key"],
+            pool=pool,
         )
     except (domain.DuplicateRegistration, domain.IntakeNotOpen) as refused:
         status, message = describe(refused)
@@ -179,6 +193,19 @@ def register(code: str) -> Any:
     sign_in_session(done.case_id)
     session["credentials"] = {"reference": done.reference, "access_code": done.access_code}
     return redirect(url_for(".credentials", then=request.form.get("action", "continue")))
+
+
+def declared_pool(intake: IntakeView) -> tuple[str, dict[str, list[str]]]:
+    """The pool the register form's answer puts the person in (README, "Pools"): an intake with
+    reserved pools asks, and wants an answer; one without puts everyone in the general pool."""
+    if not intake.pools:
+        return GENERAL_POOL, {}
+    chosen = request.form.get("pool", "")
+    if chosen != GENERAL_POOL and chosen not in intake.pools:
+        return GENERAL_POOL, {
+            "pool": [_("Select whether one of the reserved groups applies to you")]
+        }
+    return chosen, {}
 
 
 @bp.get("/application/credentials")
@@ -355,6 +382,7 @@ def _status_page(case: CaseView, **extra: Any) -> str:
         case=case,
         allocation=allocation,
         allocation_unavailable=unavailable,
+        pool=pool_answer(case, current_language()) if case.intake.pools else None,
         idempotency_key=new_key(),
         **extra,
     )
@@ -435,6 +463,12 @@ def signed_out() -> str:
     return render_template("signed_out.html")
 
 
+def pool_answer(case: CaseView, language: str) -> str:
+    if case.pool == GENERAL_POOL:
+        return _("None of these (general places)")
+    return case.intake.pool_label(case.pool, language)
+
+
 def _summary(case: CaseView) -> dict[str, Any]:
     """The answers of every step, as (question, answer) rows, for review and receipt pages."""
     language = current_language()
@@ -444,6 +478,8 @@ def _summary(case: CaseView) -> dict[str, Any]:
         rows = [
             (f.label, display(f, answers.get(f.name), language)) for f in STEP_FIELDS[step_name]
         ]
+        if step_name == "about_you" and case.intake.pools:  # declared at registration, for good
+            rows.append((_("Reserved places"), pool_answer(case, language)))
         sections.append(
             {
                 "step": step_name,

@@ -21,6 +21,7 @@ from web.officer_schemas import (
 from web.schemas import (
     AboutYouSchema,
     ApiAnswerSchema,
+    ApiRegisterSchema,
     ApiSignInSchema,
     ApiVersionSchema,
     ApiWithdrawSchema,
@@ -89,6 +90,7 @@ def build_spec() -> dict[str, Any]:
     )
     for name, schema in (
         ("AboutYou", AboutYouSchema),
+        ("Register", ApiRegisterSchema),
         ("Names", NamesSchema),
         ("Contact", ContactSchema),
         ("Eligibility", EligibilitySchema),
@@ -127,18 +129,68 @@ def build_spec() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 **{k: {"type": "string"} for k in ("code", "name", "stream", "policy", "status")},
+                "capacity": {"type": "integer"},
+                "pools": {
+                    "type": "array",
+                    "description": "Reserved pools in name order, then the general pool "
+                    "(capacity less the reserved places); label: who qualifies, as the "
+                    "register form asks it (null for general).",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"},
+                            "places": {"type": "integer", "minimum": 1},
+                            "label": {"type": "string", "nullable": True},
+                        },
+                    },
+                },
+                "unused_reserved": {"type": "string", "enum": ["kept", "to_general"]},
                 "draw": {
                     "type": "object",
                     "nullable": True,
-                    "description": "A lottery's published inputs, each null until it exists: "
-                    "the seed commitment at opening, the seed at the close, the entries, "
-                    "their digest, the combined seed and the fairness figures at the draw. "
-                    "null for first come.",
+                    "description": "A lottery's published inputs (README, \"The lottery, "
+                    'precisely"), each null until it exists: mode, commitment and beacon round '
+                    "at opening; the entries and their digest at the close; the draw's inputs "
+                    "(secret revealed, beacon signature and randomness, or the operator's "
+                    "value); then the seed, combined seed and fairness figures. A legacy "
+                    "lottery reveals its seed at the close. null for first come.",
                     "properties": {
+                        "mode": {
+                            "type": "string",
+                            "nullable": True,
+                            "enum": ["beacon", "operator", "legacy", None],
+                        },
                         "seed_commitment": hex_or_null,
-                        "seed": hex_or_null,
+                        "beacon": {
+                            "type": "object",
+                            "nullable": True,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "chain_hash": {"type": "string"},
+                                "public_key": {"type": "string"},
+                                "scheme": {"type": "string"},
+                                "genesis_time": {"type": "integer"},
+                                "period": {"type": "integer"},
+                                "round_fixed_at_opening": {"type": "integer"},
+                                "round": {"type": "integer"},
+                                "round_time": {"type": "string", "format": "date-time"},
+                                "delay_seconds": {"type": "integer"},
+                            },
+                        },
                         "entries": {"type": "integer", "nullable": True},
                         "entries_digest": hex_or_null,
+                        "inputs": {
+                            "type": "object",
+                            "nullable": True,
+                            "properties": {
+                                "secret": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                "source": {"type": "string", "enum": ["beacon", "operator"]},
+                                "round": {"type": "integer"},
+                                "signature": {"type": "string"},
+                                "randomness": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            },
+                        },
+                        "seed": hex_or_null,
                         "combined_seed": hex_or_null,
                         "fairness": {"type": "object", "nullable": True},
                         "read_model_unavailable": {"type": "boolean"},
@@ -154,6 +206,7 @@ def build_spec() -> dict[str, Any]:
             "properties": {
                 "reference": {"type": "string"},
                 "status": {"type": "string"},
+                "pool": {"type": "string", "description": "The pool declared at registration"},
                 "version": {"type": "integer"},
                 "next_step": {"type": "string"},
                 "answers": {"type": "object"},
@@ -195,7 +248,7 @@ def build_spec() -> dict[str, Any]:
             "post": {
                 "summary": "Register (the about-you step); signs in and returns the access code once",
                 "parameters": [IDEMPOTENCY],
-                "requestBody": _json("#/components/schemas/AboutYou"),
+                "requestBody": _json("#/components/schemas/Register"),
                 "responses": {
                     "201": {"description": "Registered"},
                     "409": CONFLICT,

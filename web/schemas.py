@@ -242,6 +242,17 @@ class AboutYouSchema(NamesSchema):
             )
 
 
+class ApiRegisterSchema(AboutYouSchema):
+    """The API's registration: the about-you step and, for an intake with reserved places, the
+    pool the person declares (README, "Pools"); `general` if none is given."""
+
+    pool = fields.String(
+        load_default="general",
+        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error=str(_l("Give a pool's name"))),
+        error_messages={"invalid": _l("Give a pool's name")},
+    )
+
+
 def normalise_passport(value: str) -> str:
     return "".join(ch for ch in value.upper() if ch not in " -")
 
