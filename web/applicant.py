@@ -267,17 +267,44 @@ def step(step: str) -> Any:
             idempotency_key=envelope["idempotency_key"],
         )
     except domain.StaleVersion as stale:
-        return render_step(
-            step,
-            values=posted_values(case, step),
-            errors={},
-            version=stale.actual,
-            intake=case.intake,
-            case=case,
-            banner=describe(stale)[1],
-            status=409,
-        )
+        return conflict_page(step, stale), 409
     return after_save(step)
+
+
+def conflict_page(step: str, stale: domain.StaleVersion) -> str:
+    """A save made from an out-of-date page: the answers saved now beside the ones typed, and a
+    choice. The typed answers are never put back into the step's form under the new version (one
+    more click would silently overwrite the newer answers); "Use the answers I typed" posts them
+    with the version this page shows, so a further change elsewhere is refused again."""
+    fresh = signed_in_case()
+    language = current_language()
+    saved = fresh.answers.get(step, {})
+    rows, typed = [], {}
+    for field in STEP_FIELDS[step]:
+        if field.locked:
+            continue
+        mine = request.form.get(field.name)
+        if field.kind == "checkbox":
+            mine = "yes" if mine in ("yes", "on", "true") else None
+            shown_mine = display(field, mine is not None, language)
+        else:
+            shown_mine = display(field, mine, language)
+        if mine is not None:
+            typed[field.name] = mine
+        shown_saved = display(field, saved.get(field.name), language)
+        rows.append((field.label, shown_saved, shown_mine, shown_saved != shown_mine))
+    return render_template(
+        "conflict.html",
+        case=fresh,
+        step=step,
+        title=STEP_TITLES[step],
+        rows=rows,
+        typed=typed,
+        version=stale.actual,
+        idempotency_key=new_key(),
+        back_to_review=request.form.get("return") == "review",
+        banner=describe(stale)[1],
+    )
 
 
 @bp.get("/application/saved")

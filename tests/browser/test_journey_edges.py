@@ -173,3 +173,45 @@ def test_links_buttons_and_inputs_show_a_yellow_and_dark_focus_indicator(page, l
     shoot(page, shots, "focus-button")
     page.focus("#date_of_birth")
     shoot(page, shots, "focus-date")
+
+
+def test_a_stale_tab_shows_both_answers_and_never_overwrites_the_newer_ones(
+    browser, live_server, shots
+):
+    context = browser.new_context(viewport=PHONE)
+    first = context.new_page()
+    try:
+        # given two tabs on the contact step
+        register_and_fill(first, live_server, 3)
+        first.goto(live_server.url("/application/steps/contact"))
+        second = context.new_page()
+        second.goto(live_server.url("/application/steps/contact"))
+
+        # when the first saves a new email, and the stale second saves another
+        first.fill("#email", "newer@example.org")
+        save(first)
+        second.fill("#email", "older@example.org")
+        save(second)
+
+        # then the second shows the saved and the typed answers side by side, saving nothing
+        assert second.title().startswith("Error:")
+        row = second.locator("#conflict tr.differs")
+        assert row.count() == 1
+        assert "newer@example.org" in row.inner_text()
+        assert "older@example.org" in row.inner_text()
+        assert second.locator("main input[type=email]").count() == 0  # no stale form to resend
+        shoot(second, shots, "stale-conflict")
+
+        # and if the answers change once more, "Use the answers I typed" is refused again
+        first.goto(live_server.url("/application/steps/contact"))
+        first.fill("#email", "newest@example.org")
+        save(first)
+        second.click("#use-mine")
+        second.wait_for_load_state()
+        assert "newest@example.org" in second.locator("#conflict tr.differs").inner_text()
+        # and "Keep the saved answers" opens the step with the newest answers in it
+        second.click("#keep-saved")
+        second.wait_for_url("**/application/steps/contact")
+        assert second.input_value("#email") == "newest@example.org"
+    finally:
+        context.close()

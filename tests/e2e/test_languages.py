@@ -163,6 +163,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "conflict": (
         "changed in another tab",
         "Votre demande a été modifiée dans un autre onglet ou sur un autre appareil",
+        "Garder les réponses enregistrées",
     ),
     "review_unfinished": (
         "Not answered",
@@ -378,6 +379,7 @@ def journey(app: Any, n: int, *, lang: str | None = None, accept: str | None = N
 
     walk.data |= {reference, access_code}
     walk.data |= {str(v) for v in [*about_you(n).values(), *other.values(), *CONTACT.values()]}
+    walk.data.add("other@example.org")  # typed on the stale page, shown back on the conflict page
     return walk
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bs4 import BeautifulSoup
+
 from tests.conftest import CONTACT, ELIGIBILITY, about_you
 from tests.forms import error_summary, form_values, hidden_fields, post_form, text_of
 
@@ -97,6 +99,61 @@ def test_stale_form_gets_a_conflict_message_and_does_not_overwrite(app):
     assert stale.status_code == 409
     assert "changed in another tab" in stale.text
     assert form_values(client.get("/application/steps/contact").text)["email"] == CONTACT["email"]
+
+
+def conflict_rows(html):
+    table = BeautifulSoup(html, "html.parser").find(id="conflict")
+    return {
+        row.th.get_text(" ", strip=True).removesuffix(" Different"): (
+            [td.get_text(strip=True) for td in row.find_all("td")],
+            "differs" in (row.get("class") or []),
+        )
+        for row in table.tbody.find_all("tr")
+    }
+
+
+def test_a_stale_save_shows_saved_and_typed_answers_and_a_second_click_cannot_overwrite(app):
+    client = app.test_client()
+    register(client)
+    old_tab = client.get("/application/steps/contact")  # opened before the other tab saved
+    post_form(client, "/application/steps/contact", {**CONTACT, "action": "continue"})
+
+    stale = client.post(
+        "/application/steps/contact",
+        data={**hidden_fields(old_tab.text), **CONTACT, "email": "old@example.org"},
+    )
+    assert stale.status_code == 409
+    rows = conflict_rows(stale.text)
+    assert rows["Email address"] == ([CONTACT["email"], "old@example.org"], True)
+    assert rows["Phone number"][1] is False
+    assert "Error:" in BeautifulSoup(stale.text, "html.parser").title.get_text()
+    # the page has no editable form with the stale answers: only the two choices
+    soup = BeautifulSoup(stale.text, "html.parser")
+    assert not soup.find("input", attrs={"type": ["text", "email", "tel"]})
+    assert soup.find(id="keep-saved")["href"].endswith("/application/steps/contact")
+
+    # posting the old page again (the same click, a reload) is refused again
+    again = client.post(
+        "/application/steps/contact",
+        data={**hidden_fields(old_tab.text), **CONTACT, "email": "old@example.org"},
+    )
+    assert again.status_code == 409
+    assert form_values(client.get("/application/steps/contact").text)["email"] == CONTACT["email"]
+
+    # "Use the answers I typed" is refused too if the answers changed once more meanwhile
+    choice = hidden_fields(stale.text)
+    post_form(client, "/application/steps/contact", {**CONTACT, "email": "third@example.org"})
+    refused = client.post("/application/steps/contact", data={**choice, "action": "continue"})
+    assert refused.status_code == 409
+    assert (
+        form_values(client.get("/application/steps/contact").text)["email"] == "third@example.org"
+    )
+
+    # chosen knowingly, on a page showing the current answers, the typed ones are saved
+    choice = hidden_fields(refused.text)
+    chosen = client.post("/application/steps/contact", data={**choice, "action": "continue"})
+    assert chosen.status_code == 302
+    assert form_values(client.get("/application/steps/contact").text)["email"] == "old@example.org"
 
 
 def test_invalid_step_keeps_typed_values_and_links_each_error_to_its_field(app):
