@@ -166,6 +166,7 @@ class Intake:
         self.withdrawn_before_close: set[str] = set()
         self.withdrawn_after_close: set[str] = set()
         self.entries_fixed: list[str] = []
+        self.entry_events: list[tuple[str, dict[str, Any]]] = []  # EntryReceived, EntryWithdrawn
         self.out: list[tuple[str, dict[str, Any]]] = []
         self.draw: dict[str, Any] = {}
         self.inputs: dict[str, Any] = {}
@@ -211,7 +212,9 @@ class Intake:
         pool = self.pools[pool_name]
         while pool.free_slot() is not None and pool.waiting:
             self.grant(pool.waiting.pop(0), pool, when)
-        if give_unused and self.unused_moves and pool_name != GENERAL:
+        # "from then on": only after a first-come intake's close or a lottery's draw
+        moving = self.drawn if self.policy == "lottery" else self.closed
+        if give_unused and self.unused_moves and pool_name != GENERAL and moving:
             self.give_unused(when)
 
     def give_unused(self, when: datetime) -> None:
@@ -286,15 +289,18 @@ class Intake:
         elif self.policy == "lottery":
             if self.opened:
                 self.entries.append((case_id, pool))
+                self.entry_events.append(("EntryReceived", {"case_id": case_id, "pool": pool}))
         else:
             self.place_or_wait(case_id, pool, when)
 
     def on_withdrawn(self, case_id: str, when: datetime) -> None:
         if self.policy == "lottery" and not self.drawn:
-            if any(c == case_id for c, _ in self.entries):
+            gone = self.withdrawn_before_close | self.withdrawn_after_close
+            if any(c == case_id for c, _ in self.entries) and case_id not in gone:
                 (self.withdrawn_after_close if self.closed else self.withdrawn_before_close).add(
                     case_id
                 )
+                self.entry_events.append(("EntryWithdrawn", {"case_id": case_id}))
             return
         if case_id in self.holders:
             self.refill(self.release(case_id, "withdrawn", when), when)
@@ -558,11 +564,24 @@ def check_draw(intake: Intake, recorded: list[Row], report: Report) -> None:
         and fixed[0].state["entries"] == intake.draw["entries"],
         f"{intake.draw['entries']} entries, digest {digest[:16]}...",
     )  # fmt: skip
-    received = {r.state["case_id"] for r in by_name.get("EntryReceived", [])}
+    theirs_e = [
+        (r.name, {k: v for k, v in r.state.items() if k != "timestamp"})
+        for r in recorded if r.name in ("EntryReceived", "EntryWithdrawn")
+    ]  # fmt: skip
+    ours_e = intake.entry_events
+    first_e = next((i for i, (a, b) in enumerate(zip(ours_e, theirs_e, strict=False))
+                    if not (a[0] == b[0] and same(a[1], b[1]))), None)  # fmt: skip
+    if first_e is None and len(ours_e) != len(theirs_e):
+        first_e = min(len(ours_e), len(theirs_e))
+    detail = f"{len(ours_e)} recomputed, {len(theirs_e)} recorded"
+    if first_e is not None:
+        mine = ours_e[first_e] if first_e < len(ours_e) else "nothing"
+        theirs_one = theirs_e[first_e] if first_e < len(theirs_e) else "nothing"
+        detail += f"; first difference at {first_e + 1}: recomputed {mine}, recorded {theirs_one}"
     report.check(
-        "every entry was received by the Ledger",
-        set(intake.entries_fixed) <= received,
-        f"{len(received)} received",
+        "the Ledger received and withdrew the entries the log gives, in order",
+        first_e is None,
+        detail,
     )
     made = by_name.get("DrawMade", [])
     report.check("the Ledger records one draw", len(made) == 1, f"{len(made)} found")

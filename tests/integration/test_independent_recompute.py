@@ -8,12 +8,13 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import make_app, submit_person
+from tests.conftest import make_app, send_application, submit_person
 from tests.stage_two_helpers import settle
 
 SCRIPT = Path(__file__).parents[1] / "independent" / "recompute.py"
@@ -30,7 +31,9 @@ def data_dir(tmp_path_factory: Any) -> Path:
     """A lottery of 40 places (braille 4, alternate_format 6 reserved; 30 general) and a
     waitlist of 12 per pool: 210 entries, braille with only 3 entrants (so a place moves to the
     general pool at the draw); withdrawals before the close, between the close and the draw
-    (entered, then not drawn), and after the draw (holders and waiting people)."""
+    (entered, then not drawn), and after the draw (holders and waiting people); then some
+    holders send their application (the offer is taken up) and the scheduler's time passes
+    every other deadline (expired offers, refilled from the waitlists)."""
     root = tmp_path_factory.mktemp("independent")
     env = {"CAREPATH_DATA_DIR": str(root / "data"), "CAREPATH_SECRET": "i" * 40}
     app = make_app(env)
@@ -58,6 +61,11 @@ def data_dir(tmp_path_factory: Any) -> Path:
         waiting = [c for c in cases if (a := allocations.of_case(c)) and a.state == "waitlisted"]
         for i, case_id in enumerate([*granted[:5], *waiting[:3]]):  # after the draw: refills
             withdraw(registry, case_id, f"w-after-{i}")
+        settle(env)
+        for case_id in granted[5:9]:  # taken up before the deadline
+            send_application(registry, case_id)
+        settle(env)
+        registry.check_deadlines(CODE, datetime.now(UTC) + timedelta(days=40), actor="t")
         settle(env)
     finally:
         registry.close()
@@ -97,9 +105,12 @@ def test_the_script_from_the_readme_matches_every_decision_and_the_fairness_figu
     assert f"{recorded} decisions recomputed, {recorded} recorded" in done.stdout
     summary = next(line for line in lines if line.startswith("decisions: "))
     for kind in ("PlaceGranted", "Waitlisted", "NotSelected", "LeftWaitlist", "PlaceReleased",
-                 "PlacesMoved"):  # fmt: skip
+                 "PlacesMoved", "OfferTakenUp"):  # fmt: skip
         assert kind in summary, summary
     assert "the rank-sum figures match" in done.stdout
+    assert (
+        "ok   the Ledger received and withdrew the entries the log gives, in order" in done.stdout
+    )
 
 
 def tampered(data_dir: Path, tmp_path: Path, topic: str, change: Any, offset: int = 3) -> Path:
@@ -136,6 +147,46 @@ def test_a_changed_fairness_figure_is_found(data_dir, tmp_path):
     done = recompute(copy, CODE)
     assert done.returncode == 1
     assert "FAIL the fairness p_value matches" in done.stdout
+
+
+def test_a_changed_withdrawal_of_an_entry_is_found(data_dir, tmp_path):
+    def someone_else(state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "case_id": {"_type_": "uuid_hex", "_data_": "0" * 32}}
+
+    done = recompute(tampered(data_dir, tmp_path, "EntryWithdrawn", someone_else), CODE)
+    assert done.returncode == 1, done.stdout
+    assert "FAIL the Ledger received and withdrew the entries the log gives" in done.stdout
+
+
+def test_a_first_come_intake_moves_unused_places_only_from_its_close(tmp_path):
+    """The README's "from then on": a reserved holder withdrawing before the close frees a slot
+    that stays in its pool; the close moves every unused reserved place to general."""
+    env = {"CAREPATH_DATA_DIR": str(tmp_path / "data"), "CAREPATH_SECRET": "f" * 40}
+    app = make_app(env)
+    registry = app.extensions["carepath.registry"]
+    try:
+        registry.define_intake(
+            code="fc", name="First come", stream="outside", capacity=8, policy="first_come",
+            pools={"braille": 2, "zeta": 2}, waitlist_length=3, actor="t",
+        )  # fmt: skip
+        registry.open_intake("fc", actor="t")
+        pools = ["zeta", *["general"] * 7]
+        cases = [submit_person(registry, "fc", n, pool=pool) for n, pool in enumerate(pools)]
+        settle(env)
+        withdraw(registry, cases[5], "w-waiting")  # leaves the waitlist
+        cases.append(submit_person(registry, "fc", 8))  # waitlisted with the next rank
+        withdraw(registry, cases[0], "w-zeta")  # a reserved slot free before the close
+        settle(env)
+        registry.close_intake("fc", actor="t")
+        settle(env)
+        withdraw(registry, cases[1], "w-general")
+        settle(env)
+    finally:
+        registry.close()
+    done = recompute(tmp_path / "data", "fc")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "25 decisions recomputed, 25 recorded" in done.stdout
+    assert "PlacesMoved 2" in done.stdout
 
 
 def test_bad_arguments_get_a_message_not_a_traceback(data_dir, tmp_path):
