@@ -82,19 +82,19 @@ def test_registry_with_group_commit_refuses_the_duplicate_and_keeps_the_rest(reg
     assert registry.group_commit is not None
     people = [*range(1, 41), 7, 7, 13]  # three attempts to register someone twice
 
-    def attempt(n):
+    def attempt(i, n):
         try:
+            # one key per attempt: a key per thread made a thread's second attempt at the same
+            # person an idempotent replay (answered, not refused), so the count depended on
+            # which thread ran it
             return registry.register(
-                "test",
-                about_you(n),
-                language="en",
-                idempotency_key=f"key-{n}-{threading.get_ident()}",
+                "test", about_you(n), language="en", idempotency_key=f"key-{i}-{n}"
             )
         except errors.DuplicateRegistration:
             return None
 
     with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(attempt, people))
+        outcomes = list(pool.map(attempt, range(len(people)), people))
     registered = [o for o in outcomes if o is not None]
     assert len(registered) == 40
     assert outcomes.count(None) == 3
