@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from domain.errors import (
     IdempotencyKeyReused,
     IdentityLocked,
     IncompleteRegistration,
+    InvalidValue,
     NoOpenRequest,
 )
 from domain.identity import reference_index_id
@@ -34,6 +36,10 @@ from domain.values import (
     ScanState,
     Step,
 )
+
+DRAFT_FIELDS = 20  # more than any step has
+DRAFT_CHARS = 1000  # per field: more than any field takes
+DRAFT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 class Case(Aggregate):
@@ -58,6 +64,16 @@ class Case(Aggregate):
     class StepSaved(Aggregate.Event):
         step: str
         answers: dict[str, Any]
+        language: str
+        idempotency_key: str
+        actor: str
+
+    class DraftSaved(Aggregate.Event):
+        """A step kept as typed, not yet valid ("Save and come back later"): the values are the
+        form's text, checked only when the step is saved for real or the case submitted."""
+
+        step: str
+        values: dict[str, str]
         language: str
         idempotency_key: str
         actor: str
@@ -283,6 +299,7 @@ class Case(Aggregate):
         self.reference = reference
         self.access_code_hash = access_code_hash
         self.answers: dict[str, dict[str, Any]] = {Step.ABOUT_YOU.value: dict(answers)}
+        self.drafts: dict[str, dict[str, str]] = {}  # step -> the form's text, not yet valid
         self.language = language
         self.registration_key = idempotency_key
         self.status = CaseStatus.DRAFT
@@ -333,6 +350,29 @@ class Case(Aggregate):
         self._step_saved(
             step=step.value,
             answers=answers,
+            language=language,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def save_draft(
+        self, step: Step, values: dict[str, str], language: str, idempotency_key: str, actor: str
+    ) -> None:
+        """Keep a partly filled step as typed; a draft never counts as the step done."""
+        self._require_draft()
+        if len(values) > DRAFT_FIELDS or not all(
+            isinstance(k, str)
+            and DRAFT_NAME.match(k)
+            and isinstance(v, str)
+            and len(v) <= DRAFT_CHARS
+            for k, v in values.items()
+        ):
+            raise InvalidValue("values", f"a draft is up to {DRAFT_FIELDS} fields of text")
+        if step is Step.ABOUT_YOU:  # the identity is fixed at registration
+            values = {k: v for k, v in values.items() if k not in IDENTITY_FIELDS}
+        self._draft_saved(
+            step=step.value,
+            values=values,
             language=language,
             idempotency_key=idempotency_key,
             actor=actor,
@@ -607,8 +647,17 @@ class Case(Aggregate):
         merged = dict(self.answers.get(step, {}))
         merged.update(answers)
         self.answers[step] = merged
+        self.drafts.pop(step, None)  # saved for real: the draft is done with
         self.language = language
         self.outcomes[idempotency_key] = ("save_step", self.version + 1)
+
+    @event(DraftSaved)
+    def _draft_saved(
+        self, step: str, values: dict[str, str], language: str, idempotency_key: str, actor: str
+    ) -> None:
+        self.drafts[step] = dict(values)
+        self.language = language
+        self.outcomes[idempotency_key] = ("save_draft", self.version + 1)
 
     @event(Assigned)
     def _assigned(self, assignee_id: UUID | None, officer_id: UUID, idempotency_key: str) -> None:

@@ -453,6 +453,33 @@ class Registry(Application[UUID]):
             ),
         )
 
+    def save_draft(
+        self,
+        case_id: UUID,
+        step: Step | str,
+        values: Mapping[str, str],
+        *,
+        expected_version: int,
+        language: str,
+        idempotency_key: str,
+    ) -> Outcome:
+        """Keep a step as typed, not yet valid ("Save and come back later"); it does not count
+        as done, and saving the step for real replaces it."""
+        _check_language(language)
+        try:
+            the_step = Step(step)
+        except ValueError:
+            raise InvalidValue("step", f"no step is called {step}") from None
+        return self.decide(
+            case_id,
+            "save_draft",
+            expected_version,
+            idempotency_key,
+            lambda case: case.save_draft(
+                the_step, dict(values), language, idempotency_key, APPLICANT
+            ),
+        )
+
     def submit(
         self, case_id: UUID, *, expected_version: int, language: str, idempotency_key: str
     ) -> Outcome:
@@ -532,6 +559,7 @@ class Registry(Application[UUID]):
             language=case.language,
             version=case.version,
             answers={step: dict(values) for step, values in case.answers.items()},
+            drafts={step: dict(values) for step, values in case.drafts.items()},
             registered_at=case.created_on,
             submitted_at=case.submitted_at,
             withdrawn_at=case.withdrawn_at,

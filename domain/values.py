@@ -189,6 +189,7 @@ class CaseView:
     withdrawn_at: datetime | None
     steps_done: tuple[str, ...] = field(default=())
     pool: str = GENERAL_POOL
+    drafts: dict[str, dict[str, str]] = field(default_factory=dict)  # step -> text, not yet valid
     assigned_to: UUID | None = None
     requests: tuple[InformationRequest, ...] = field(default=())
     decided_at: datetime | None = None

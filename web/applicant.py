@@ -21,6 +21,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
 from domain import errors as domain
+from domain.case import DRAFT_CHARS
 from domain.registry import Registry
 from domain.values import (
     GENERAL_POOL,
@@ -238,15 +239,24 @@ def step(step: str) -> Any:
     if not case.is_open:
         return redirect(url_for(".status", already=1 if case.submitted_at else None))
     if request.method == "GET":
+        draft = case.drafts.get(step)
         return render_step(
             step,
-            values=case.answers.get(step, {}),
-            errors={},
+            values={**case.answers.get(step, {}), **(draft or {})},
+            errors=draft_errors(step, draft) if draft else {},
             version=case.version,
             intake=case.intake,
             case=case,
+            banner=_(
+                "You saved this page before it was complete. Your answers are kept; correct"
+                " the ones marked, then save and continue."
+            )
+            if draft
+            else None,
         )
     envelope, answers, errors = parse_step(step, names_only=step == "about_you")
+    if errors and request.form.get("action") == "later" and drafts_allowed(errors):
+        return keep_draft(case, step, envelope)
     if errors:
         return render_step(
             step,
@@ -269,6 +279,45 @@ def step(step: str) -> Any:
     except domain.StaleVersion as stale:
         return conflict_page(step, stale), 409
     return after_save(step)
+
+
+def step_schema(step: str) -> Schema:
+    return shared(NamesSchema) if step == "about_you" else shared(STEP_SCHEMAS[step])
+
+
+def draft_errors(step: str, draft: dict[str, str]) -> dict[str, list[str]]:
+    """What is still wrong with a kept draft, as the step's form would say it."""
+    schema = step_schema(step)
+    return parse(schema, {name: draft[name] for name in schema.fields if name in draft})[1]
+
+
+def drafts_allowed(errors: dict[str, list[str]]) -> bool:
+    """Only the answers may be incomplete: a post without its envelope is no draft to keep, and
+    neither is text longer than a draft holds."""
+    if set(errors) & set(shared(EnvelopeSchema).fields):
+        return False
+    return all(len(value) <= DRAFT_CHARS for value in request.form.values())
+
+
+def keep_draft(case: CaseView, step: str, envelope: dict[str, Any]) -> Any:
+    """ "Save and come back later" on a partly filled step: keep what was typed as a draft."""
+    typed = {
+        field.name: request.form[field.name]
+        for field in STEP_FIELDS[step]
+        if not field.locked and field.name in request.form
+    }
+    try:
+        registry().save_draft(
+            case.id,
+            step,
+            typed,
+            expected_version=envelope.get("version", 0),
+            language=current_language(),
+            idempotency_key=envelope["idempotency_key"],
+        )
+    except domain.StaleVersion as stale:
+        return conflict_page(step, stale), 409
+    return redirect(url_for(".saved", draft=step))
 
 
 def conflict_page(step: str, stale: domain.StaleVersion) -> str:
@@ -309,7 +358,8 @@ def conflict_page(step: str, stale: domain.StaleVersion) -> str:
 
 @bp.get("/application/saved")
 def saved() -> str:
-    return render_template("saved.html", case=signed_in_case())
+    case = signed_in_case()
+    return render_template("saved.html", case=case, draft=request.args.get("draft") in case.drafts)
 
 
 @bp.get("/application/review")
@@ -513,6 +563,7 @@ def _summary(case: CaseView) -> dict[str, Any]:
                 "title": STEP_TITLES[step_name],
                 "rows": rows,
                 "done": step_name in case.answers,
+                "draft": step_name in case.drafts,
             }
         )
     return {"sections": sections, "ready": case.next_step == REVIEW}

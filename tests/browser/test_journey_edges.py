@@ -215,3 +215,44 @@ def test_a_stale_tab_shows_both_answers_and_never_overwrites_the_newer_ones(
         assert second.input_value("#email") == "newest@example.org"
     finally:
         context.close()
+
+
+def test_save_and_come_back_later_keeps_a_partly_filled_step(browser, live_server, shots):
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    try:
+        # given a registered person on the eligibility step, who fills in one answer of four
+        page.goto(live_server.url("/intakes/demo/register"))
+        answers = about_you(4)
+        for name in ("family_name", "given_names", "date_of_birth", "passport_number"):
+            page.fill(f"#{name}", answers[name])
+        page.select_option("#passport_country", answers["passport_country"])
+        save(page)
+        page.click("main a.button")
+        page.wait_for_url("**/application/steps/contact")
+        page.fill("#email", CONTACT["email"])
+        page.fill("#phone", CONTACT["phone"])
+        page.select_option("#country_of_residence", CONTACT["country_of_residence"])
+        save(page)
+        page.wait_for_url("**/application/steps/eligibility")
+        page.fill("#care_months", "30")
+
+        # when they choose "Save and come back later"
+        page.click("button[value=later]")
+        page.wait_for_url("**/application/saved**")
+
+        # then nothing is refused: the page says the answers are kept as a draft
+        assert page.locator("#draft-kept").is_visible()
+        shoot(page, shots, "saved-draft")
+        # and coming back opens the step with the answer kept and what is left marked
+        page.get_by_role("link", name="Continue now").click()
+        page.wait_for_url("**/application/steps/eligibility")
+        assert page.input_value("#care_months") == "30"
+        links = page.locator(".error-summary a").evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))"
+        )
+        assert "#consent" in links
+        assert "#language_level" in links
+        shoot(page, shots, "draft-returned")
+    finally:
+        context.close()
