@@ -104,6 +104,41 @@ class Case(Aggregate):
             aggregate.withdrawn_at = self.timestamp
             aggregate.outcomes[self.idempotency_key] = ("withdraw", self.originator_version)
 
+    class RecoveryRequested(Aggregate.Event):
+        """Someone gave this case's reference (or passport details) and date of birth and asked
+        for a link to set a new access code; the notifier sends the link to the email on file.
+
+        The link's token is `domain.identity.recovery_token(key, case id, request_id)`; it works
+        until `expires_at`, once, and only while no later request or reset has replaced it.
+        """
+
+        request_id: str  # 32 hex characters, random
+        expires_at: datetime
+        language: str  # of the page the request came from: the email is written in it
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.recovery = (self.request_id, self.expires_at)
+
+    class AccessCodeReset(Aggregate.Event):
+        """A recovery link was followed: a new access code replaces the old (which stops
+        working); the request it used is spent."""
+
+        request_id: str
+        access_code_hash: str
+        idempotency_key: str
+        actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Case)
+            aggregate.access_code_hash = self.access_code_hash
+            aggregate.recovery = None
+            aggregate.outcomes[self.idempotency_key] = (
+                "reset_access_code",
+                self.originator_version,
+            )
+
     # Officers' actions. Each names the officer (a staff member's id) and carries the idempotency
     # key of the request that caused it; those that change the allocation carry the intake id so
     # the allocator can route them without loading the case.
@@ -316,6 +351,7 @@ class Case(Aggregate):
         self.documents: dict[str, DocumentView] = {}  # current documents, by id
         self.document_count = 0  # every document ever added: the next one's id
         self.application_submitted_at: datetime | None = None
+        self.recovery: tuple[str, datetime] | None = None  # the open recovery request, if any
 
     # Queries
 

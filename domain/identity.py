@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from uuid import UUID, uuid5
 
@@ -108,3 +109,32 @@ def hash_access_code(hash_key: bytes, case_id: UUID, code: str) -> str:
 
 def access_code_matches(hash_key: bytes, case_id: UUID, code: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_access_code(hash_key, case_id, code), stored_hash)
+
+
+RECOVERY_REQUEST_BYTES = 16  # a recovery request's id: 128 random bits, in the link only as a MAC
+
+
+def new_recovery_request_id() -> str:
+    return secrets.token_hex(RECOVERY_REQUEST_BYTES)
+
+
+def recovery_token(recovery_key: bytes, case_id: UUID, request_id: str) -> str:
+    """The token of a recovery link: the case, the request, and a MAC over both.
+
+    The request id is recorded in the log (`Case.RecoveryRequested`); without the server's key
+    the token cannot be made from it, so reading the log does not open anyone's case.
+    """
+    mac = hmac.new(recovery_key, f"{case_id.hex}|{request_id}".encode(), hashlib.sha256)
+    return f"{case_id.hex}.{request_id}.{mac.hexdigest()[:32]}"
+
+
+def parse_recovery_token(recovery_key: bytes, token: str) -> tuple[UUID, str] | None:
+    """(case id, request id) of a genuine token, or None for anything else (never raises)."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(re.fullmatch(r"[0-9a-f]{32}", part) for part in parts):
+        return None
+    case_hex, request_id, _ = parts
+    case_id = UUID(hex=case_hex)
+    if not hmac.compare_digest(recovery_token(recovery_key, case_id, request_id), token):
+        return None
+    return case_id, request_id
