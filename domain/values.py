@@ -105,6 +105,8 @@ class Step(StrEnum):
 STEPS: tuple[Step, ...] = (Step.ABOUT_YOU, Step.CONTACT, Step.ELIGIBILITY)
 REVIEW = "review"
 LANGUAGES: tuple[str, ...] = ("en", "fr")
+# The zone an intake's times are shown in when its definition names none (IANA name).
+DEFAULT_TIME_ZONE = "America/Toronto"
 APPLICANT = "applicant"
 SYSTEM = "system"
 GENERAL_POOL = "general"
