@@ -110,6 +110,7 @@ def render_step(
         "step.html",
         step=step,
         steps=STEP_NAMES,
+        step_titles=STEP_TITLES,
         title=STEP_TITLES[step],
         fields=STEP_FIELDS[step],
         choices=lambda name: choices(name, language),
