@@ -20,6 +20,7 @@ from uuid import UUID
 
 from domain.errors import (
     CaseClosed,
+    ChecklistItemNotFound,
     DeadlinePassed,
     DocumentNotFound,
     DocumentRefused,
@@ -301,7 +302,7 @@ class Documents:
 def _item(case: CaseView, key: str) -> ChecklistItem:
     item = case.intake.checklist_item(key)
     if item is None:
-        raise InvalidValue("item", f"the checklist has no item {key}")
+        raise ChecklistItemNotFound(f"the checklist has no item {key}")
     return item
 
 

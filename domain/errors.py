@@ -139,6 +139,10 @@ class DocumentNotFound(NotFoundError):
     """Raised when a case has no document with that id, or the blob of a digest is missing."""
 
 
+class ChecklistItemNotFound(NotFoundError):
+    """Raised when a document names an item that is not on the intake's checklist."""
+
+
 class NotInvited(ConflictError):
     """Raised when stage two is attempted by a case holding no open invitation."""
 

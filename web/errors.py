@@ -126,6 +126,7 @@ MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
     ),
     (domain.DocumentRefused, 422, _l("The selected file cannot be accepted.")),
     (domain.DocumentNotFound, 404, _l("There is no such document on this application.")),
+    (domain.ChecklistItemNotFound, 404, _l("This application's checklist has no such item.")),
     (
         domain.ScannerUnavailable,
         503,

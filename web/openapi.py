@@ -67,7 +67,7 @@ def _step_body(step_schema: str) -> dict[str, Any]:
                     "required": ["version", "answers"],
                     "additionalProperties": False,
                     "properties": {
-                        "version": {"type": "integer", "minimum": 1},
+                        "version": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                         "answers": {"$ref": f"#/components/schemas/{step_schema}"},
                     },
                 }
@@ -427,6 +427,17 @@ def _application_paths(spec: APISpec) -> None:
     )
 
 
+# A header value that percent-decodes to UTF-8 text: printable ASCII but `%`, or %XX escapes
+# forming UTF-8 sequences (lead byte, then continuation bytes %80-%BF).
+_CONT = "%[89ABab][0-9A-Fa-f]"
+PERCENT_ENCODED_UTF8 = (
+    "^(?:[ -$&-~]|%[0-7][0-9A-Fa-f]"
+    f"|%[CDcd][0-9A-Fa-f]{_CONT}|%[Ee][0-9A-Fa-f]{_CONT}{_CONT}|%[Ff][0-4]{_CONT}{_CONT}{_CONT})+$"
+)
+# Non-empty base64 with its padding.
+_B64 = "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"
+TUS_METADATA = f"^item {_B64},filename {_B64}(?:,replaces {_B64})?$"
+
 STAFF_SECURITY = [{"staffBearer": []}]
 FORBIDDEN = {"description": "Signed in, but the role does not allow this"}
 STAFF_UNAUTHORISED = {"description": "No live staff session (sign in again)"}
@@ -664,7 +675,8 @@ def _upload_paths(spec: APISpec) -> None:
         "name": "item",
         "in": "path",
         "required": True,
-        "description": "a checklist item's key, e.g. identity",
+        "description": "a key of the case's checklist (GET /case/documents), e.g. identity; "
+        "another is a 404",
         "schema": {"type": "string"},
     }
     document_id = {
@@ -701,7 +713,7 @@ def _upload_paths(spec: APISpec) -> None:
                         "in": "header",
                         "required": True,
                         "description": "the file's name, percent-encoded UTF-8 (display only)",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": PERCENT_ENCODED_UTF8},
                     },
                     {
                         "name": "replaces",
@@ -726,7 +738,9 @@ def _upload_paths(spec: APISpec) -> None:
                         "content": document,
                     },
                     "401": UNAUTHORISED,
-                    "404": {"description": "No such document to replace"},
+                    "404": {
+                        "description": "No such checklist item, or no such document to replace"
+                    },
                     "409": NOT_INVITED,
                     "411": {"description": "No Content-Length"},
                     "413": {"description": "Larger than the threshold: use /case/uploads"},
@@ -781,15 +795,19 @@ def _upload_paths(spec: APISpec) -> None:
                         "name": "Upload-Length",
                         "in": "header",
                         "required": True,
-                        "schema": {"type": "integer"},
+                        "description": "the file's size in bytes, at most 15 digits",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 10**15 - 1},
                     },
                     {
                         "name": "Upload-Metadata",
                         "in": "header",
                         "required": True,
-                        "description": "tus metadata: `item`, `filename`, optional `replaces`, "
-                        "each value base64 of UTF-8",
-                        "schema": {"type": "string"},
+                        "description": "tus metadata: comma-separated `key value` pairs, each value "
+                        "base64 (read as UTF-8 text; a byte that is not shows as U+FFFD): `item` "
+                        "(a key of the case's checklist, see GET /case/documents: another is a "
+                        "404), `filename`, optional `replaces` (a document id); the pattern shows "
+                        "them in one order, any order is accepted",
+                        "schema": {"type": "string", "pattern": TUS_METADATA},
                     },
                 ],
                 "responses": {
@@ -797,6 +815,7 @@ def _upload_paths(spec: APISpec) -> None:
                     "401": UNAUTHORISED,
                     "409": NOT_INVITED,
                     "412": {"description": "Tus-Resumable missing or not 1.0.0"},
+                    "404": {"description": "The checklist has no such item"},
                     "413": {"description": "Larger than the checklist item allows"},
                     "422": ERROR,
                 },
@@ -831,7 +850,7 @@ def _upload_paths(spec: APISpec) -> None:
                         "name": "Upload-Offset",
                         "in": "header",
                         "required": True,
-                        "schema": {"type": "integer"},
+                        "schema": {"type": "integer", "minimum": 0},
                     },
                 ],
                 "requestBody": {

@@ -7,6 +7,7 @@ the way the form labels it, so an error summary can link to the field.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from datetime import date
 from functools import cache
@@ -20,7 +21,10 @@ from web.countries import COUNTRY_CODES
 TSchema = TypeVar("TSchema", bound=Schema)
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-PHONE = re.compile(r"^\+?[0-9 ().-]{7,25}$")
+# A phone number as typed: an optional + first, then 7 to 15 digits with spaces, brackets, dots
+# or hyphens between them (checked after surrounding space is stripped; 25 characters at most).
+PHONE = r"^\+?[ ().-]*(?:[0-9][ ().-]*){7,15}$"
+PASSPORT_AS_TYPED = r"^[ -]*(?:[A-Za-z0-9][ -]*){5,20}$"
 PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
 EDUCATION = (
     "none",
@@ -32,8 +36,58 @@ EDUCATION = (
 LANGUAGE_LEVELS = tuple(range(0, 11))  # 0: no test result yet; 10: CLB/NCLC 10 or higher
 
 
+# Refused anywhere in a text: control characters (Cc), invisible formatting such as bidirectional
+# overrides and zero-width joiners (Cf), surrogates (Cs) and private-use characters (Co).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
 def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in value)
+    return any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in value)
+
+
+TEXT_RULE = (
+    "Surrounding space is removed. Refused: control characters (Unicode Cc; line breaks only "
+    "where the text may have several lines), format characters (Cf: bidirectional overrides, "
+    "zero-width characters, tags), surrogates (Cs) and private-use characters (Co), also those "
+    "beyond U+FFFF, which the pattern leaves out."
+)
+
+
+@cache
+def _refused_class(multiline: bool) -> str:
+    """The refused characters as the inside of a regex class, for the OpenAPI document: ranges
+    from this Python's own Unicode tables, so the document states the rule applied, as \\uXXXX
+    escapes (ECMA 262, Python and Rust alike). Only those of the Basic Multilingual Plane: no
+    escape beyond it means the same in all three (the rest, private-use planes 15 and 16 and a
+    few rare format characters such as tags, are named in TEXT_RULE)."""
+    allowed = {"\n", "\r"} if multiline else set()
+    # Surrogates are left out: no Unicode text holds one (a regex engine working on code points
+    # refuses the range), though a JSON body can spell one as \\ud800, which Text refuses.
+    codes = [
+        c
+        for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) in REFUSED_CATEGORIES - {"Cs"} and chr(c) not in allowed
+    ]
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+
+    def one(code: int) -> str:
+        return f"\\u{code:04x}"
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges if b <= 0xFFFF)
+
+
+def text_pattern(*, multiline: bool = False, required: bool = True) -> str:
+    """What Text accepts, as a JSON Schema pattern: no refused character and, when an answer is
+    required, at least one that is not a space (surrounding space is stripped first)."""
+    refused = _refused_class(multiline)
+    if not required:
+        return f"^[^{refused}]*$"
+    return f"^[^{refused}]*[^{refused}\\s][^{refused}]*$"
 
 
 class Text(fields.String):
@@ -76,10 +130,18 @@ class Text(fields.String):
                 ),
             )
         ]
+        required = kwargs.pop("required", True)
+        given = dict(kwargs.pop("metadata", {}))
+        metadata = {
+            "pattern": text_pattern(multiline=multiline, required=min_length >= 1),
+            **given,
+            "description": " ".join(filter(None, [given.get("description"), TEXT_RULE])),
+        }
         super().__init__(
-            required=kwargs.pop("required", True),
+            required=required,
             validate=validators + list(kwargs.pop("validate", [])),
             error_messages=messages,
+            metadata=metadata,
             **kwargs,
         )
 
@@ -195,8 +257,42 @@ EDUCATION_LABEL = _l("your education")
 CONSENT = _l("the declaration")
 
 
+@cache
+def name_pattern() -> str:
+    """What a name may hold, as a pattern: the letters of the Basic Multilingual Plane (this
+    Python's Unicode tables, categories L*) and ' ’ - . and space. Stricter than the rule itself
+    beyond U+FFFF (no escape there means the same in ECMA 262, Python and Rust)."""
+    codes = [
+        c
+        for c in range(0x10000)
+        if unicodedata.category(chr(c)).startswith("L") or chr(c) in " '’-."
+    ]
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return (
+        "^["
+        + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+        + "]*$"
+    )
+
+
+NAME_RULE = (
+    "Letters of any script, spaces, hyphens, apostrophes (' or \u2019) and full stops, with at "
+    "least one letter (Unicode categories L*)."
+)
+
+
 class NamesSchema(StepSchema):
-    family_name = Text(label=FAMILY_NAME, max_length=100, validate=[_name_check(FAMILY_NAME)])
+    family_name = Text(
+        label=FAMILY_NAME,
+        max_length=100,
+        validate=[_name_check(FAMILY_NAME)],
+        metadata={"description": NAME_RULE, "pattern": name_pattern()},
+    )
     given_names = Text(
         label=GIVEN_NAMES,
         max_length=100,
@@ -204,6 +300,7 @@ class NamesSchema(StepSchema):
         required=False,
         load_default="",
         validate=[_name_check(GIVEN_NAMES)],
+        metadata={"description": NAME_RULE, "pattern": name_pattern()},
     )
 
 
@@ -213,6 +310,7 @@ class AboutYouSchema(NamesSchema):
     date_of_birth = fields.Date(
         required=True,
         format="%Y-%m-%d",
+        metadata={"description": "18 to 100 years before today (the server's date)."},
         error_messages={
             "required": _l("Enter %(field)s", field=DATE_OF_BIRTH),
             "null": _l("Enter %(field)s", field=DATE_OF_BIRTH),
@@ -224,7 +322,14 @@ class AboutYouSchema(NamesSchema):
             ),
         },
     )
-    passport_number = Text(label=PASSPORT_NUMBER, max_length=30)
+    passport_number = Text(
+        label=PASSPORT_NUMBER,
+        max_length=30,
+        metadata={
+            "pattern": PASSPORT_AS_TYPED,
+            "description": "5 to 20 letters and digits; spaces and hyphens are ignored.",
+        },
+    )
     passport_country = _choice(PASSPORT_COUNTRY, sorted(COUNTRY_CODES))
 
     @validates("date_of_birth")
@@ -253,6 +358,21 @@ class ApiRegisterSchema(AboutYouSchema):
     )
 
 
+def phone_field(label: Any, message: Any, pattern: str = PHONE) -> Text:
+    return Text(
+        label=label,
+        max_length=25,
+        validate=[validate.Regexp(pattern, error=message)],
+        metadata={"pattern": pattern},
+    )
+
+
+def digits_pattern(low: int, high: int) -> str:
+    """Any text (no refused character) holding `low` to `high` of the digits 0-9."""
+    other = f"[^{_refused_class(False)}0-9]*"
+    return f"^{other}(?:[0-9]{other}){{{low},{high}}}$"
+
+
 def normalise_passport(value: str) -> str:
     return "".join(ch for ch in value.upper() if ch not in " -")
 
@@ -266,17 +386,12 @@ class ContactSchema(StepSchema):
                 error=_l("Enter %(field)s in the right format, like name@example.com", field=EMAIL)
             )
         ],
+        metadata={"format": "email"},
     )
-    phone = Text(label=PHONE_NUMBER, max_length=25)
+    phone = phone_field(
+        PHONE_NUMBER, _l("Enter a phone number with 7 to 15 digits, like +63 917 123 4567")
+    )
     country_of_residence = _choice(RESIDENCE, sorted(COUNTRY_CODES))
-
-    @validates("phone")
-    def _phone(self, value: str, **_: Any) -> None:
-        digits = sum(ch.isdigit() for ch in value)
-        if not PHONE.match(value) or not 7 <= digits <= 15:
-            raise ValidationError(
-                str(_l("Enter a phone number with 7 to 15 digits, like +63 917 123 4567"))
-            )
 
 
 class Confirmation(fields.Boolean):
@@ -285,6 +400,7 @@ class Confirmation(fields.Boolean):
     def __init__(self, message: Any) -> None:
         super().__init__(
             required=True,
+            metadata={"enum": [True]},
             truthy={True, "true", "yes", "on", "1"},
             falsy={False, "false", "no", "off", "0"},
             error_messages={

@@ -16,7 +16,9 @@ from web.schemas import (
     Text,
     WholeNumber,
     choice_field,
+    digits_pattern,
     number_field,
+    phone_field,
 )
 
 SECTION_TITLES: dict[str, Any] = {
@@ -157,12 +159,13 @@ def section_display(field: Field, value: Any, language: str) -> str:
     return display(field, value, language)
 
 
-def _date(label: Any, *, required: bool = True) -> fields.Date:
+def _date(label: Any, *, required: bool = True, past: bool = False) -> fields.Date:
     message = _l("Enter %(field)s as a real date, for example 2023-09-01", field=label)
     optional: dict[str, Any] = {} if required else {"allow_none": True, "load_default": None}
     return fields.Date(
         required=required,
         format="%Y-%m-%d",
+        metadata={"description": "Today or earlier (the server's date)."} if past else {},
         **optional,
         error_messages={
             "required": _l("Enter %(field)s", field=label),
@@ -189,8 +192,8 @@ DUTIES = _l("your main duties")
 class WorkHistorySchema(StepSchema):
     employer_name = Text(label=EMPLOYER, max_length=200)
     job_title = Text(label=JOB_TITLE, max_length=100)
-    start_date = _date(START)
-    end_date = _date(END, required=False)
+    start_date = _date(START, past=True)
+    end_date = _date(END, required=False, past=True)
     hours_per_week = number_field(HOURS, 1, 80)
     duties = Text(label=DUTIES, max_length=2000, multiline=True)
 
@@ -213,7 +216,7 @@ LEVEL = _l("your lowest ability score")
 
 class LanguageTestSchema(StepSchema):
     test = choice_field(TEST, LANGUAGE_TESTS)
-    test_date = _date(TEST_DATE)
+    test_date = _date(TEST_DATE, past=True)
     registration_number = Text(label=REGISTRATION, max_length=40)
     level = WholeNumber(
         required=True,
@@ -258,18 +261,13 @@ OFFER_HOURS = _l("the paid hours a week offered")
 
 class JobOfferSchema(StepSchema):
     employer_name = Text(label=OFFER_EMPLOYER, max_length=200)
-    employer_phone = Text(label=OFFER_PHONE, max_length=25)
+    # Any text with 7 to 15 digits: an employer's number may carry an extension ("ext. 12").
+    employer_phone = phone_field(
+        OFFER_PHONE, _l("Enter a phone number with 7 to 15 digits"), digits_pattern(7, 15)
+    )
     province = choice_field(PROVINCE, PROVINCES)
     job_start = _date(JOB_START)
     hours_per_week = number_field(OFFER_HOURS, 30, 80)
-
-    @validates_schema
-    def _phone(self, data: dict[str, Any], **_: Any) -> None:
-        phone = data.get("employer_phone") or ""
-        if phone and not 7 <= sum(ch.isdigit() for ch in phone) <= 15:
-            raise ValidationError(
-                {"employer_phone": [str(_l("Enter a phone number with 7 to 15 digits"))]}
-            )
 
 
 SECTION_SCHEMAS: dict[str, type[StepSchema]] = {

@@ -37,7 +37,13 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import wrap_file
 
 from domain.documents import Documents, StageTwo
-from domain.errors import DeadlinePassed, DocumentNotFound, DocumentRefused, NotInvited
+from domain.errors import (
+    ChecklistItemNotFound,
+    DeadlinePassed,
+    DocumentNotFound,
+    DocumentRefused,
+    NotInvited,
+)
 from domain.registry import Registry
 from domain.values import CaseStatus, CaseView, DocumentView
 from web.api import Invalid, idempotency_key, outcome_json
@@ -398,7 +404,7 @@ def tus_create() -> tuple[Response | str, int] | tuple[str, int, dict[str, str]]
     stage = documents().stage_two(case_id)
     item = stage.case.intake.checklist_item(metadata["item"])
     if item is None:
-        raise Invalid({"Upload-Metadata": [_("The checklist has no such item.")]})
+        raise ChecklistItemNotFound(f"the checklist has no item {metadata['item']}")
     require_uploads_open(stage)
     if length > item.max_bytes:
         refusal = DocumentRefused("too_large", "", mb=f"{item.max_bytes / 2**20:g}")
@@ -433,8 +439,11 @@ def upload_metadata() -> dict[str, str]:
         if not key:
             continue
         try:
-            pairs[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            # tus 1.0 makes a value any bytes: read as UTF-8, a byte that is not shows as U+FFFD
+            # (the file name is for display only; an item key then matches no item: a 404)
+            value = base64.b64decode(encoded.strip(), validate=True)
+            pairs[key] = value.decode("utf-8", errors="replace")
+        except binascii.Error:
             raise Invalid({"Upload-Metadata": [problem]}) from None
     if not pairs.get("item") or not pairs.get("filename"):
         raise Invalid({"Upload-Metadata": [problem]})

@@ -405,7 +405,8 @@ def test_tus_refuses_an_upload_larger_than_the_item_allows_at_creation(app, appl
     assert answer.json["reason"] == "too_large"
     assert answer.headers["Tus-Resumable"] == "1.0.0"
     unknown = create_upload(applicant, "horoscope", "a.pdf", 100)
-    assert unknown.status_code == 422
+    assert unknown.status_code == 404
+    assert unknown.json["code"] == "ChecklistItemNotFound"
     assert staging_files(app) == []
 
 
