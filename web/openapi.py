@@ -428,11 +428,25 @@ def _application_paths(spec: APISpec) -> None:
 
 
 # A header value that percent-decodes to UTF-8 text: printable ASCII but `%`, or %XX escapes
-# forming UTF-8 sequences (lead byte, then continuation bytes %80-%BF).
-_CONT = "%[89ABab][0-9A-Fa-f]"
+# forming the UTF-8 sequences of RFC 3629 (no overlong forms, surrogates or beyond U+10FFFF).
+_HEX = "[0-9A-Fa-f]"
+_CONT = f"%[89ABab]{_HEX}"
 PERCENT_ENCODED_UTF8 = (
-    "^(?:[ -$&-~]|%[0-7][0-9A-Fa-f]"
-    f"|%[CDcd][0-9A-Fa-f]{_CONT}|%[Ee][0-9A-Fa-f]{_CONT}{_CONT}|%[Ff][0-4]{_CONT}{_CONT}{_CONT})+$"
+    "^(?:"
+    + "|".join(
+        [
+            "[ -$&-~]",
+            f"%[0-7]{_HEX}",
+            f"%(?:[Cc][2-9A-Fa-f]|[Dd]{_HEX}){_CONT}",
+            f"%[Ee]0%[ABab]{_HEX}{_CONT}",
+            f"%[Ee][1-9A-Ca-cEFef]{_CONT}{_CONT}",
+            f"%[Ee][Dd]%[89]{_HEX}{_CONT}",
+            f"%[Ff]0%[9ABab]{_HEX}{_CONT}{_CONT}",
+            f"%[Ff][1-3]{_CONT}{_CONT}{_CONT}",
+            f"%[Ff]4%8{_HEX}{_CONT}{_CONT}",
+        ]
+    )
+    + ")+$"
 )
 # Non-empty base64 with its padding.
 _B64 = "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from web.openapi import PERCENT_ENCODED_UTF8
 from web.schemas import (
     PHONE,
     REFUSED_CATEGORIES,
@@ -89,3 +91,15 @@ def test_an_employer_phone_may_carry_an_extension_but_needs_seven_digits():
     JobOfferSchema().load({**base, "employer_phone": "416 555 0100 ext. 12"})
     with pytest.raises(ValidationError):
         JobOfferSchema().load({**base, "employer_phone": "ext. 123456"})
+
+
+@settings(max_examples=300, database=None)
+@given(st.text(min_size=1))
+def test_every_percent_encoded_name_matches_the_filename_pattern(name):
+    assert re.fullmatch(PERCENT_ENCODED_UTF8, quote(name, safe=""))
+
+
+@settings(max_examples=300, database=None)
+@given(st.from_regex(PERCENT_ENCODED_UTF8, fullmatch=True))
+def test_every_value_the_filename_pattern_allows_decodes_as_utf8(value):
+    assert unquote(value, errors="strict")
