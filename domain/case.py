@@ -366,6 +366,13 @@ class Case(Aggregate):
             raise IdempotencyKeyReused(f"key already used for {seen[0]}, not {command}")
         return seen[1]
 
+    def check_recovery(self, request_id: str, now: datetime) -> None:
+        """Refuse a recovery request that is not the open one, or has expired."""
+        if self.recovery is None or self.recovery[0] != request_id:
+            raise RecoveryLinkUsed("this recovery request was used or replaced by a newer one")
+        if now >= self.recovery[1]:
+            raise RecoveryLinkExpired(f"this recovery request expired at {self.recovery[1]}")
+
     def missing_steps(self) -> tuple[str, ...]:
         return tuple(step.value for step in STEPS if step.value not in self.answers)
 
@@ -464,10 +471,7 @@ class Case(Aggregate):
         actor: str,
     ) -> None:
         """Replace the access code through the open recovery request `request_id`."""
-        if self.recovery is None or self.recovery[0] != request_id:
-            raise RecoveryLinkUsed("this recovery request was used or replaced by a newer one")
-        if now >= self.recovery[1]:
-            raise RecoveryLinkExpired(f"this recovery request expired at {self.recovery[1]}")
+        self.check_recovery(request_id, now)
         self.trigger_event(
             self.AccessCodeReset,
             request_id=request_id,

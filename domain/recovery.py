@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+
+from domain.case import Case
 from domain.errors import (
     CaseNotFound,
     InvalidValue,
@@ -106,16 +109,25 @@ class Recovery:
         for case_id in self._matching(reference, passport, date_of_birth):
             self._record_request(case_id, new_recovery_request_id(), expires_at, language)
 
+    def check(self, token: str, *, now: datetime | None = None) -> None:
+        """Raise what `reset` would refuse this link with now, changing nothing (the page a
+        link opens says at once that it is spent, before anyone presses its button)."""
+        case_id, request_id = self._parse(token)
+        try:
+            case: object = self._registry.repository.get(case_id)
+        except AggregateNotFoundError:
+            raise RecoveryLinkInvalid("no case has this recovery link") from None
+        if not isinstance(case, Case):
+            raise RecoveryLinkInvalid("no case has this recovery link")
+        case.check_recovery(request_id, now or self._clock())
+
     def reset(self, token: str, *, idempotency_key: str, now: datetime | None = None) -> Recovered:
         """Set a new access code through a recovery link; the old code stops working.
 
         The code is derived from the request and the idempotency key (as at registration), so a
         retry of the same request shows the same code; any other use of a spent link is refused.
         """
-        parsed = parse_recovery_token(self._link_key, token)
-        if parsed is None:
-            raise RecoveryLinkInvalid("this is not a recovery link of this service")
-        case_id, request_id = parsed
+        case_id, request_id = self._parse(token)
         code = access_code_for(self._code_key, case_id, f"reset:{request_id}:{idempotency_key}")
         code_hash = hash_access_code(self._code_hash_key, case_id, code)
         moment = now or self._clock()
@@ -204,6 +216,12 @@ class Recovery:
                 except CaseNotFound:
                     continue
         return [case.id for case in found if _email_on_file(case)]
+
+    def _parse(self, token: str) -> tuple[UUID, str]:
+        parsed = parse_recovery_token(self._link_key, token)
+        if parsed is None:
+            raise RecoveryLinkInvalid("this is not a recovery link of this service")
+        return parsed
 
     def _digest(self, subject: str) -> str:
         return hmac.new(self._rate_key, subject.encode(), hashlib.sha256).hexdigest()[:32]

@@ -88,7 +88,7 @@ def test_passport_details_and_birth_date_find_the_case_without_the_reference(
     "details",
     [
         {"reference": "WRONG"},
-        {"reference": "7K2M-9QXD-4"},  # well formed, nobody's
+        {"reference": "7K2M-9QXD-R"},  # well formed, nobody's
         {"reference": None, "date_of_birth": date(1985, 4, 28)},  # the case's, wrong birth date
         {"passport": ("P00000002", "PH")},
         {"passport": ("P00000001", "CA")},
@@ -266,7 +266,7 @@ def test_the_rate_key_is_the_same_for_reference_and_passport_of_one_person(
 
     assert by_reference == by_passport
     assert by_reference != recovery.rate_key(reference=other.reference)
-    assert recovery.rate_key(reference="7K2M-9QXD-4") != recovery.rate_key(reference="WRONG")
+    assert recovery.rate_key(reference="7K2M-9QXD-R") != recovery.rate_key(reference="WRONG")
 
 
 def test_the_link_lifetime_is_configurable(registry: Registry) -> None:
@@ -277,3 +277,23 @@ def test_the_link_lifetime_is_configurable(registry: Registry) -> None:
 
     [requested] = recovery_requests_of(registry, done.case_id)
     assert requested.expires_at == NOW + timedelta(minutes=5)
+
+
+def test_checking_a_link_says_what_a_reset_would_and_changes_nothing(
+    registry: Registry, recovery: Recovery
+) -> None:
+    done = registered(registry)
+    recovery.request(reference=done.reference, date_of_birth=BIRTH, language="en", now=NOW)
+    token = recovery_token_of(registry, SECRET, done.case_id)
+    recorded = len(events(registry, done.case_id))
+
+    recovery.check(token, now=NOW)
+    with pytest.raises(RecoveryLinkExpired):
+        recovery.check(token, now=NOW + timedelta(minutes=31))
+    with pytest.raises(RecoveryLinkInvalid):
+        recovery.check(token[:-1] + ("1" if token[-1] == "0" else "0"), now=NOW)
+
+    assert len(events(registry, done.case_id)) == recorded
+    recovery.reset(token, idempotency_key="a" * 24, now=NOW)
+    with pytest.raises(RecoveryLinkUsed):
+        recovery.check(token, now=NOW)
