@@ -404,7 +404,33 @@ def build_spec() -> dict[str, Any]:
     _upload_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     document["servers"] = [{"url": "/api/v1"}]
+    _recovery_rules(document["components"]["schemas"]["Recovery"])
     return document
+
+
+def _recovery_rules(schema: dict[str, Any]) -> None:
+    """What RecoverySchema checks across fields and apispec cannot read from it."""
+    properties = schema["properties"]
+    properties["reference"].update(
+        pattern=r"^[0-9A-Za-z -]*$",
+        description="As shown at registration, XXXX-XXXX-C: Crockford base32 (case, spaces and "
+        "hyphens do not matter; O reads as 0, I and L as 1), the last symbol a check symbol "
+        "over the other eight. With a reference, the passport fields are not looked at.",
+    )
+    properties["passport_number"].update(
+        pattern=r"^[A-Za-z0-9 -]*$",
+        description="5-20 letters and digits once spaces and hyphens are taken out",
+    )
+    schema["anyOf"] = [
+        {"required": ["reference"], "properties": {"reference": {"minLength": 9}}},
+        {
+            "required": ["passport_number", "passport_country"],
+            "properties": {
+                "passport_number": {"minLength": 5},
+                "passport_country": {"minLength": 2},
+            },
+        },
+    ]
 
 
 def _application_paths(spec: APISpec) -> None:

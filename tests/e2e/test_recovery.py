@@ -427,3 +427,14 @@ def test_requests_from_one_address_are_limited_whatever_they_name(sqlite_env):
     assert codes[:2] == [303, 303] or codes[:2] == [303, 422]
     assert codes[2] == 429
     assert elsewhere.status_code == 303
+
+
+def test_the_openapi_document_states_the_recovery_rules_across_fields(app):
+    schema = app.test_client().get("/api/v1/openapi.json").json["components"]["schemas"]["Recovery"]
+
+    assert [sorted(branch["required"]) for branch in schema["anyOf"]] == [
+        ["reference"],
+        ["passport_country", "passport_number"],
+    ]
+    assert schema["properties"]["reference"]["maxLength"] == 20
+    assert schema["properties"]["date_of_birth"]["format"] == "date"
