@@ -21,6 +21,8 @@ from domain.errors import (
     IncompleteRegistration,
     InvalidValue,
     NoOpenRequest,
+    RecoveryLinkExpired,
+    RecoveryLinkUsed,
 )
 from domain.identity import reference_index_id
 from domain.values import (
@@ -364,6 +366,13 @@ class Case(Aggregate):
             raise IdempotencyKeyReused(f"key already used for {seen[0]}, not {command}")
         return seen[1]
 
+    def check_recovery(self, request_id: str, now: datetime) -> None:
+        """Refuse a recovery request that is not the open one, or has expired."""
+        if self.recovery is None or self.recovery[0] != request_id:
+            raise RecoveryLinkUsed("this recovery request was used or replaced by a newer one")
+        if now >= self.recovery[1]:
+            raise RecoveryLinkExpired(f"this recovery request expired at {self.recovery[1]}")
+
     def missing_steps(self) -> tuple[str, ...]:
         return tuple(step.value for step in STEPS if step.value not in self.answers)
 
@@ -437,6 +446,36 @@ class Case(Aggregate):
             self.Withdrawn,
             intake_id=self.intake_id,
             reason=reason,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+
+    def request_recovery(
+        self, request_id: str, expires_at: datetime, language: str, actor: str
+    ) -> None:
+        """Open a recovery request; it replaces any earlier one (whose link stops working)."""
+        self.trigger_event(
+            self.RecoveryRequested,
+            request_id=request_id,
+            expires_at=expires_at,
+            language=language,
+            actor=actor,
+        )
+
+    def reset_access_code(
+        self,
+        request_id: str,
+        access_code_hash: str,
+        now: datetime,
+        idempotency_key: str,
+        actor: str,
+    ) -> None:
+        """Replace the access code through the open recovery request `request_id`."""
+        self.check_recovery(request_id, now)
+        self.trigger_event(
+            self.AccessCodeReset,
+            request_id=request_id,
+            access_code_hash=access_code_hash,
             idempotency_key=idempotency_key,
             actor=actor,
         )

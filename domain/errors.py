@@ -162,3 +162,15 @@ class ApplicationIncomplete(ConflictError):
 
 class ScannerUnavailable(CarepathError):
     """Raised when the virus scanner cannot be reached or gives no verdict."""
+
+
+class RecoveryLinkInvalid(CarepathError):
+    """Raised when a recovery link's token was not made by this server (mistyped or forged)."""
+
+
+class RecoveryLinkUsed(RecoveryLinkInvalid):
+    """Raised when a recovery link was already used or a newer request replaced it."""
+
+
+class RecoveryLinkExpired(RecoveryLinkInvalid):
+    """Raised when a recovery link is followed after its time ran out."""

@@ -22,6 +22,12 @@ ACCESS_CODE_LENGTH = 12  # 60 bits
 
 NAMESPACE = UUID("6f1d3c0e-8a55-4c3e-9f0b-2f6f2a8f4b11")
 
+# Labels of the keys derived from the registry secret: each service that needs one derives it.
+CASE_ID_KEY = "case-id"
+ACCESS_CODE_KEY = "access-code"
+ACCESS_CODE_HASH_KEY = "access-code-hash"
+RECOVERY_LINK_KEY = "recovery-link"
+
 
 def derive_key(secret: bytes, label: str) -> bytes:
     """A sub-key for one purpose."""

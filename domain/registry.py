@@ -43,6 +43,9 @@ from domain.errors import (
 )
 from domain.group_commit import GroupCommitter
 from domain.identity import (
+    ACCESS_CODE_HASH_KEY,
+    ACCESS_CODE_KEY,
+    CASE_ID_KEY,
     access_code_for,
     access_code_matches,
     case_id_for,
@@ -108,9 +111,9 @@ class Registry(Application[UUID]):
         super().__init__(env)
         if len(secret) < 16:
             raise ValueError("the registry secret must be at least 16 bytes")
-        self._identity_key = derive_key(secret, "case-id")
-        self._code_key = derive_key(secret, "access-code")
-        self._code_hash_key = derive_key(secret, "access-code-hash")
+        self._identity_key = derive_key(secret, CASE_ID_KEY)
+        self._code_key = derive_key(secret, ACCESS_CODE_KEY)
+        self._code_hash_key = derive_key(secret, ACCESS_CODE_HASH_KEY)
         self._seed_key = derive_key(secret, "lottery-seed")
         self._clock = clock
         # A lottery's secret lives outside the database until the draw (domain.draw_secrets).

@@ -21,6 +21,7 @@ from web import (
     i18n,
     officer,
     public,
+    recovery,
     request_body,
     security,
     staff,
@@ -67,6 +68,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["carepath.documents"] = settings.build_documents(
         app.extensions["carepath.registry"], allocations
     )
+    app.extensions["carepath.recovery"] = settings.build_recovery(
+        app.extensions["carepath.registry"]
+    )
     # First of the request hooks: an overloaded process refuses before doing any other work.
     admission.init_app(
         app,
@@ -88,6 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(applicant.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(stage_two.bp)
+    app.register_blueprint(recovery.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
     app.register_blueprint(uploads_api.bp, url_prefix="/api/v1/case")

@@ -17,10 +17,13 @@ from web.extensions import limiter
 from web.i18n import current_language
 from web.openapi import build_spec
 from web.public import draw_record
+from web.recovery import details, per_address, per_case, recovery
 from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
     ApiAnswerSchema,
+    ApiRecoveryResetSchema,
+    ApiRecoverySchema,
     ApiRegisterSchema,
     ApiSignInSchema,
     ApiStepSchema,
@@ -213,6 +216,35 @@ def sign_in() -> Response:
     case_id = registry().sign_in(form["reference"], form["access_code"])
     sign_in_session(case_id)
     return jsonify(case_json(registry().get_case(case_id)))
+
+
+@bp.post("/recovery")
+@per_address
+@per_case
+def ask_recovery() -> tuple[Response, int]:
+    """A recovery link by email; the same answer whether or not the details matched."""
+    form = body(shared(ApiRecoverySchema))
+    recovery().request(**details(form), language=current_language())
+    minutes = int(recovery().link_lifetime.total_seconds() // 60)
+    message = _(
+        "If these details match an application, we have sent a link to the email address it "
+        "gives. The link works for %(minutes)s minutes.",
+        minutes=minutes,
+    )
+    return jsonify({"message": message}), 202
+
+
+@bp.post("/recovery/reset")
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNIN"])
+def reset_access_code() -> Response:
+    """A recovery link's token for a new access code, shown once; signs in."""
+    key = idempotency_key()
+    form = body(shared(ApiRecoveryResetSchema))
+    done = recovery().reset(form["token"], idempotency_key=key)
+    sign_in_session(done.case_id)
+    response = jsonify({"reference": done.reference, "access_code": done.access_code})
+    response.headers["Idempotent-Replayed"] = "true" if done.replayed else "false"
+    return response
 
 
 @bp.delete("/session")

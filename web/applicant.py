@@ -187,7 +187,10 @@ def register(code: str) -> Any:
             version=None,
             intake=intake,
             banner=message,
-            banner_links=((url_for(".sign_in"), _("Sign in")),)
+            banner_links=(
+                (url_for(".sign_in"), _("Sign in")),
+                (url_for("recovery.ask"), _("Forgot your access code?")),
+            )
             if isinstance(refused, domain.DuplicateRegistration)
             else (),
             status=status,

@@ -102,6 +102,30 @@ MESSAGES: tuple[tuple[type[domain.CarepathError], int, Any], ...] = (
             "is more than 72 hours old. Ask an administrator for a new link."
         ),
     ),
+    (
+        domain.RecoveryLinkExpired,
+        410,
+        _l(
+            "This link has expired: links to set a new access code work for a short time only. "
+            "Ask for a new link."
+        ),
+    ),
+    (
+        domain.RecoveryLinkUsed,
+        410,
+        _l(
+            "This link was already used, or a newer link was sent after it. Use the newest "
+            "link, or ask for a new one."
+        ),
+    ),
+    (
+        domain.RecoveryLinkInvalid,
+        404,
+        _l(
+            "This link does not work. Check that you copied all of it from the email, or ask "
+            "for a new link."
+        ),
+    ),
     (domain.StaffSessionInvalid, 401, _l("Your staff session has ended. Sign in again.")),
     (domain.NotPermitted, 403, _l("Your staff role does not allow this.")),
     (domain.StaffNotFound, 404, _l("There is no staff member with this email address.")),
@@ -232,6 +256,8 @@ def _domain_error(error: domain.CarepathError) -> tuple[Response | str, int]:
         extra["errors"] = {error.field: [error.message]}
     if isinstance(error, domain.StaleVersion):
         extra["current_version"] = error.actual
+    if isinstance(error, domain.DuplicateRegistration):  # the way back in for this person
+        extra["links"] = {"sign_in": "/api/v1/session", "recovery": "/api/v1/recovery"}
     if isinstance(error, domain.DocumentRefused):
         message = document_message(error)
         extra["errors"] = {"file": [message]}

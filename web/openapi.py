@@ -21,6 +21,8 @@ from web.officer_schemas import (
 from web.schemas import (
     AboutYouSchema,
     ApiAnswerSchema,
+    ApiRecoveryResetSchema,
+    ApiRecoverySchema,
     ApiRegisterSchema,
     ApiSignInSchema,
     ApiVersionSchema,
@@ -273,6 +275,59 @@ def build_spec() -> dict[str, Any]:
             "delete": {"summary": "Sign out", "responses": {"204": {"description": "Signed out"}}},
         },
     )
+    spec.components.schema("Recovery", schema=ApiRecoverySchema)
+    spec.components.schema("RecoveryReset", schema=ApiRecoveryResetSchema)
+    spec.path(
+        "/recovery",
+        operations={
+            "post": {
+                "summary": "Forgot the access code: email a link to set a new one",
+                "description": "Give `reference`, or `passport_number` and `passport_country`, "
+                "and `date_of_birth` (with a reference the passport fields are not looked at). "
+                "The answer is the same whether or not the details match an application; on a "
+                "match with an email address on file, a link is sent that works for a short "
+                "time (30 minutes by default), once. Rate-limited per address and per case.",
+                "requestBody": _json("#/components/schemas/Recovery"),
+                "responses": {
+                    "202": {
+                        "description": "Accepted: the same `message` whatever the details",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"message": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                    "422": ERROR,
+                    "429": {"description": "Too many requests from this address or for this case"},
+                },
+            }
+        },
+    )
+    spec.path(
+        "/recovery/reset",
+        operations={
+            "post": {
+                "summary": "Set a new access code with the token of a recovery link; signs in",
+                "description": "Returns `reference` and the new `access_code` once (a retry "
+                "with the same Idempotency-Key returns the same code); the old code stops "
+                "working. 410: the link was used, replaced by a newer one, or expired; 404: "
+                "not a link of this service.",
+                "parameters": [IDEMPOTENCY],
+                "requestBody": _json("#/components/schemas/RecoveryReset"),
+                "responses": {
+                    "200": {"description": "The new access code, with the reference"},
+                    "404": ERROR,
+                    "410": ERROR,
+                    "409": CONFLICT,
+                    "422": ERROR,
+                    "429": {"description": "Too many attempts"},
+                },
+            }
+        },
+    )
     spec.path(
         "/case",
         operations={
@@ -349,7 +404,33 @@ def build_spec() -> dict[str, Any]:
     _upload_paths(spec)
     document: dict[str, Any] = spec.to_dict()
     document["servers"] = [{"url": "/api/v1"}]
+    _recovery_rules(document["components"]["schemas"]["Recovery"])
     return document
+
+
+def _recovery_rules(schema: dict[str, Any]) -> None:
+    """What RecoverySchema checks across fields and apispec cannot read from it."""
+    properties = schema["properties"]
+    properties["reference"].update(
+        pattern=r"^[0-9A-Za-z -]*$",
+        description="As shown at registration, XXXX-XXXX-C: Crockford base32 (case, spaces and "
+        "hyphens do not matter; O reads as 0, I and L as 1), the last symbol a check symbol "
+        "over the other eight. With a reference, the passport fields are not looked at.",
+    )
+    properties["passport_number"].update(
+        pattern=r"^[A-Za-z0-9 -]*$",
+        description="5-20 letters and digits once spaces and hyphens are taken out",
+    )
+    schema["anyOf"] = [
+        {"required": ["reference"], "properties": {"reference": {"minLength": 9}}},
+        {
+            "required": ["passport_number", "passport_country"],
+            "properties": {
+                "passport_number": {"minLength": 5},
+                "passport_country": {"minLength": 2},
+            },
+        },
+    ]
 
 
 def _application_paths(spec: APISpec) -> None:

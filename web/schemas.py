@@ -14,8 +14,18 @@ from functools import cache
 from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
+from domain.identity import parse_reference
 from web.countries import COUNTRY_CODES
 
 TSchema = TypeVar("TSchema", bound=Schema)
@@ -469,6 +479,92 @@ class SignInSchema(Schema):
 
     reference = Text(label=_l("your reference"), max_length=20)
     access_code = Text(label=_l("your access code"), max_length=20)
+
+
+REFERENCE_EXAMPLE = "7K2M-9QXD-R"  # a well-formed reference (its check symbol fits)
+TOKEN = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{32}\.[0-9a-f]{32}$")
+
+
+class RecoverySchema(Schema):
+    """ "Forgot your access code?": the reference, or the passport details, and the date of
+    birth. With a reference, the passport fields are not looked at."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    reference = Text(
+        label=_l("your reference"), max_length=20, min_length=0, required=False, load_default=""
+    )
+    passport_number = Text(
+        label=PASSPORT_NUMBER, max_length=30, min_length=0, required=False, load_default=""
+    )
+    passport_country = fields.String(
+        required=False,
+        load_default="",
+        validate=validate.OneOf(
+            ["", *sorted(COUNTRY_CODES)],
+            error=_l("Select %(field)s from the list", field=PASSPORT_COUNTRY),
+        ),
+        error_messages={"invalid": _l("Select %(field)s from the list", field=PASSPORT_COUNTRY)},
+    )
+    date_of_birth = AboutYouSchema._declared_fields["date_of_birth"]
+
+    @validates_schema
+    def _reference_or_passport(self, data: dict[str, Any], **_: Any) -> None:
+        reference = data.get("reference", "")
+        number, country = data.get("passport_number", ""), data.get("passport_country", "")
+        errors: dict[str, list[str]] = {}
+        if reference:
+            if parse_reference(reference) is None:
+                errors["reference"] = [
+                    str(
+                        _l(
+                            "Enter your reference as it was shown to you, for example %(example)s",
+                            example=REFERENCE_EXAMPLE,
+                        )
+                    )
+                ]
+        elif not number and not country:
+            errors["reference"] = [
+                str(_l("Enter your reference, or your passport number and country"))
+            ]
+        else:
+            if not number:
+                errors["passport_number"] = [str(_l("Enter %(field)s", field=PASSPORT_NUMBER))]
+            elif not PASSPORT.match(normalise_passport(number)):
+                errors["passport_number"] = [
+                    str(_l("Your passport number must be 5 to 20 letters and digits"))
+                ]
+            if not country:
+                errors["passport_country"] = [str(_l("Select %(field)s", field=PASSPORT_COUNTRY))]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ApiRecoverySchema(RecoverySchema):
+    """Asking for a recovery link over the API: unknown fields are refused."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = SCHEMA_MESSAGES
+
+
+class ApiRecoveryResetSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    error_messages = SCHEMA_MESSAGES
+
+    token = fields.String(
+        required=True,
+        validate=validate.Regexp(TOKEN, error=_l("Give the token of the link, as it was sent")),
+        error_messages={
+            "required": _l("Give the token of the link, as it was sent"),
+            "null": _l("Give the token of the link, as it was sent"),
+            "invalid": _l("Give the token of the link, as it was sent"),
+        },
+    )
 
 
 class WithdrawSchema(Schema):

@@ -17,6 +17,7 @@ from domain.allocator import Allocator
 from domain.blobs import FilesystemBlobStore
 from domain.documents import Documents, Offers
 from domain.inspection import ContentInspector
+from domain.recovery import Recovery
 from domain.registry import Registry
 from domain.scanning import ClamdScanner
 from domain.staff import Staff
@@ -37,6 +38,9 @@ class Settings:
     ratelimit_register: str
     ratelimit_signin: str
     ratelimit_staff_signin: str
+    ratelimit_recovery: str  # per client address
+    ratelimit_recovery_case: str  # per case, from any address
+    recovery_link_minutes: int
     session_hours: int
     staff_session_hours: float
     max_in_flight: int
@@ -62,6 +66,9 @@ class Settings:
             ratelimit_register=environ.get("CAREPATH_RATELIMIT_REGISTER", "20 per minute"),
             ratelimit_signin=environ.get("CAREPATH_RATELIMIT_SIGNIN", "10 per minute"),
             ratelimit_staff_signin=environ.get("CAREPATH_RATELIMIT_STAFF_SIGNIN", "10 per minute"),
+            ratelimit_recovery=environ.get("CAREPATH_RATELIMIT_RECOVERY", "10 per hour"),
+            ratelimit_recovery_case=environ.get("CAREPATH_RATELIMIT_RECOVERY_CASE", "5 per hour"),
+            recovery_link_minutes=int(environ.get("CAREPATH_RECOVERY_LINK_MINUTES", "30")),
             session_hours=int(environ.get("CAREPATH_SESSION_HOURS", "8")),
             staff_session_hours=float(environ.get("CAREPATH_STAFF_SESSION_HOURS", "8")),
             max_in_flight=int(environ.get("CAREPATH_MAX_IN_FLIGHT", "32")),
@@ -76,6 +83,10 @@ class Settings:
     def build_registry(self, *, create_table: bool) -> Registry:
         env = persistence.application_env(self.environ, Registry.name, create_table=create_table)
         return Registry(env=env, secret=self.secret)
+
+    def build_recovery(self, registry: Registry) -> Recovery:
+        """Recovery of lost access codes: links that work CAREPATH_RECOVERY_LINK_MINUTES."""
+        return Recovery(registry, secret=self.secret, link_minutes=self.recovery_link_minutes)
 
     def build_allocator_reader(self) -> Allocator:
         """The Allocator as the web reads it: the head of its log and its position only."""
@@ -130,6 +141,8 @@ class Settings:
             "RATELIMIT_REGISTER": self.ratelimit_register,
             "RATELIMIT_SIGNIN": self.ratelimit_signin,
             "RATELIMIT_STAFF_SIGNIN": self.ratelimit_staff_signin,
+            "RATELIMIT_RECOVERY": self.ratelimit_recovery,
+            "RATELIMIT_RECOVERY_CASE": self.ratelimit_recovery_case,
         }
         if self.redis_url:
             from redis import Redis

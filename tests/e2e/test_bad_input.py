@@ -746,6 +746,7 @@ def unrouted_methods(app: Any) -> list[tuple[str, str]]:
         "item": "identity",
         "document_id": "d1",
         "upload_id": "u" * 32,
+        "token": f"{'0' * 32}.{'1' * 32}.{'2' * 32}",
     }
     allowed: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():

@@ -74,6 +74,7 @@ CASE_ROUTES = {
     "applicant.status",
     "applicant.withdraw",
     "applicant.answer_request",
+    "recovery.done",
     "api.case",
     "api.provide_information",
     "api.save_step",
@@ -106,12 +107,17 @@ PUBLIC_ROUTES = {
     "applicant.sign_out",
     "applicant.signed_out",
     "public.intake",
+    "recovery.ask",
+    "recovery.sent",
+    "recovery.follow",
     "api.openapi",
     "api.intakes",
     "api.intake",
     "api.register",
     "api.sign_in",
     "api.sign_out",
+    "api.ask_recovery",
+    "api.reset_access_code",
     "staff.sign_in",
     "staff.sign_out",
     "staff.signed_out",
@@ -217,6 +223,8 @@ class World:
             "item": ["identity", *pointing],
             "document_id": ["d1", *pointing],
             "upload_id": [uuid.uuid4().hex, *pointing],
+            # a recovery link's token naming B's case, without the server's MAC
+            "token": [f"{b.case_id.hex}.{'0' * 32}.{'0' * 32}", b.reference, str(b.case_id)],
         }
         if name not in values:
             pytest.fail(f"the walker does not know how to fill the path variable <{name}>")
@@ -393,6 +401,33 @@ def _raw_upload(world: World, path: str, method: str) -> list[dict[str, Any]]:
     return [{"headers": {"Upload-Filename": "passport.pdf", "Idempotency-Key": new_key()}}]
 
 
+def _recovery_details(world: World) -> list[dict[str, str]]:
+    """Requests for a recovery link that match no case (a match would record an event on it,
+    which is what the route is for): B's reference or passport with another birth date, never
+    B's birth date, which the walker's pointers (B's reference) would complete."""
+    return [
+        {"reference": world.b.reference, "date_of_birth": "1985-04-27"},
+        {
+            "passport_number": B_ABOUT["passport_number"],
+            "passport_country": "NG",
+            "date_of_birth": "1985-04-27",
+        },
+        {"reference": world.a.reference, "date_of_birth": "1970-01-01"},
+    ]
+
+
+def _html_recover(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"form": details} for details in _recovery_details(world)]
+
+
+def _api_recover(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"json": details} for details in _recovery_details(world)]
+
+
+def _api_reset(world: World, path: str, method: str) -> list[dict[str, Any]]:
+    return [{"json": {"token": token}} for token in world.path_values("token")]
+
+
 def _tus(world: World, path: str, method: str) -> list[dict[str, Any]]:
     tus = {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Length": "10"}
     return [{"headers": {**tus, "Content-Type": "application/offset+octet-stream"}}]
@@ -421,6 +456,14 @@ WALKERS: dict[tuple[str, str], Bodies] = {
     ("applicant.sign_in", "POST"): _html_sign_in,
     ("applicant.sign_out", "POST"): _html_sign_out,
     ("applicant.signed_out", "GET"): _no_body,
+    ("recovery.ask", "GET"): _no_body,
+    ("recovery.ask", "POST"): _html_recover,
+    ("recovery.sent", "GET"): _no_body,
+    ("recovery.follow", "GET"): _no_body,
+    ("recovery.follow", "POST"): _html_envelope,
+    ("recovery.done", "GET"): _no_body,
+    ("api.ask_recovery", "POST"): _api_recover,
+    ("api.reset_access_code", "POST"): _api_reset,
     ("api.openapi", "GET"): _no_body,
     ("api.intakes", "GET"): _no_body,
     ("api.intake", "GET"): _no_body,
