@@ -408,11 +408,17 @@ def build_spec() -> dict[str, Any]:
     return document
 
 
+REFERENCE_FORMAT = "carepath-reference"
+
+
 def _recovery_rules(schema: dict[str, Any]) -> None:
     """What RecoverySchema checks across fields and apispec cannot read from it."""
     properties = schema["properties"]
     properties["reference"].update(
         pattern=r"^[0-9A-Za-z -]*$",
+        # A check symbol no pattern can state: a format, which a client knowing it can generate
+        # and check (README, "JSON API"); tests/e2e/test_schemathesis.py registers it.
+        format=REFERENCE_FORMAT,
         description="As shown at registration, XXXX-XXXX-C: Crockford base32 (case, spaces and "
         "hyphens do not matter; O reads as 0, I and L as 1), the last symbol a check symbol "
         "over the other eight. With a reference, the passport fields are not looked at.",

@@ -17,9 +17,17 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 
+from domain.identity import (  # noqa: E402
+    ALPHABET,
+    REFERENCE_LENGTH,
+    _check_character,
+    format_reference,
+)
 from tests.conftest import about_you, make_app  # noqa: E402
+from web.openapi import REFERENCE_FORMAT  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +40,17 @@ EXAMPLES = 25
 def _tus_chunk(ctx: Any, value: Any) -> bytes:
     """A tus PATCH's chunk: the generated binary as it is."""
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+@st.composite
+def references(draw: st.DrawFn) -> str:
+    """Well-formed references (eight symbols and their check symbol), as a client knowing the
+    document's `carepath-reference` format would send them."""
+    body = draw(st.text(alphabet=ALPHABET, min_size=REFERENCE_LENGTH, max_size=REFERENCE_LENGTH))
+    return format_reference(body + _check_character(body))
+
+
+schemathesis.openapi.format(REFERENCE_FORMAT, references())
 
 
 @pytest.fixture(scope="module")
