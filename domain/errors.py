@@ -158,3 +158,11 @@ class ApplicationIncomplete(ConflictError):
 
 class ScannerUnavailable(CarepathError):
     """Raised when the virus scanner cannot be reached or gives no verdict."""
+
+
+class DeliveryFailed(CarepathError):
+    """Raised when an email could not be handed over; `permanent` if trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent

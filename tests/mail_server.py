@@ -1,0 +1,72 @@
+"""A real SMTP server for tests: aiosmtpd on a free loopback port, keeping what it accepts.
+
+with SmtpSink() as sink:
+    sink.url                      # smtp://127.0.0.1:<port>
+    sink.answers.append("451 4.3.0 try again later")   # the next DATA gets this answer
+    sink.messages                 # every accepted email, parsed
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.sink.lock:
+            self.sink.attempts += 1
+            if self.sink.answers:
+                return self.sink.answers.pop(0)
+            parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+            assert isinstance(parsed, EmailMessage)
+            self.sink.messages.append(parsed)
+            self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 accepted"
+
+
+class SmtpSink:
+    """An SMTP server over TCP that accepts (or, as scripted, refuses) every message."""
+
+    def __init__(self, **smtp_parameters: Any) -> None:
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.answers: list[str] = []  # scripted answers to the next DATA commands
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.attempts = 0
+        self.controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, **smtp_parameters
+        )
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def by_message_id(self) -> dict[str, list[EmailMessage]]:
+        found: dict[str, list[EmailMessage]] = {}
+        with self.lock:
+            for message in self.messages:
+                found.setdefault(str(message["Message-ID"]), []).append(message)
+        return found
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
