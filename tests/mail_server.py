@@ -8,6 +8,7 @@ with SmtpSink() as sink:
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from email import message_from_bytes, policy
@@ -28,6 +29,8 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         with self.sink.lock:
             self.sink.attempts += 1
             if self.sink.answers:
@@ -42,8 +45,9 @@ class _Handler:
 class SmtpSink:
     """An SMTP server over TCP that accepts (or, as scripted, refuses) every message."""
 
-    def __init__(self, **smtp_parameters: Any) -> None:
+    def __init__(self, *, delay: float = 0.0, **smtp_parameters: Any) -> None:
         self.port = free_port()
+        self.delay = delay  # seconds before each answer to DATA: a slower server
         self.lock = threading.Lock()
         self.answers: list[str] = []  # scripted answers to the next DATA commands
         self.messages: list[EmailMessage] = []
@@ -56,6 +60,11 @@ class SmtpSink:
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.messages)
 
     def by_message_id(self) -> dict[str, list[EmailMessage]]:
         found: dict[str, list[EmailMessage]] = {}
