@@ -171,6 +171,7 @@ class IntakeNotices(Aggregate):
         case_id: UUID
         deadline: datetime
         position: int  # of the Invited event in the Allocator's log
+        invited_at: datetime  # the Invited event's time
 
     class OfferClosed(Aggregate.Event):
         case_id: UUID
@@ -187,19 +188,21 @@ class IntakeNotices(Aggregate):
     def __init__(self, ledger_id: UUID, policy: str) -> None:
         self.ledger_id = ledger_id
         self.policy = policy
-        self.offers: dict[UUID, tuple[datetime, int]] = {}  # case -> (deadline, position)
+        # case -> (deadline, position of the Invited event, its time)
+        self.offers: dict[UUID, tuple[datetime, int, datetime]] = {}
         self.reminded: dict[UUID, set[int]] = {}
 
     def due_reminders(self, at: datetime) -> list[tuple[UUID, datetime, int, int]]:
         """(case, deadline, Invited position, days) of reminders due at `at` and not yet sent.
 
         Due when `at` has passed deadline - days and the deadline itself has not; only the
-        nearest such reminder is sent (a check a day before never also sends the week's)."""
+        nearest such reminder is sent (a check a day before never also sends the week's), and
+        none for a moment before the invitation itself (whose email gave the deadline)."""
         due = []
-        for case_id, (deadline, position) in self.offers.items():
+        for case_id, (deadline, position, invited_at) in self.offers.items():
             if at >= deadline:
                 continue
-            passed = [d for d in REMINDER_DAYS if at >= deadline - timedelta(days=d)]
+            passed = [d for d in REMINDER_DAYS if invited_at < deadline - timedelta(days=d) <= at]
             if not passed:
                 continue
             days = min(passed)
@@ -209,8 +212,10 @@ class IntakeNotices(Aggregate):
         return sorted(due, key=lambda found: (found[1], found[0].hex))
 
     @event(OfferOpened)
-    def open_offer(self, case_id: UUID, deadline: datetime, position: int) -> None:
-        self.offers[case_id] = (deadline, position)
+    def open_offer(
+        self, case_id: UUID, deadline: datetime, position: int, invited_at: datetime
+    ) -> None:
+        self.offers[case_id] = (deadline, position, invited_at)
         self.reminded.pop(case_id, None)
 
     @event(OfferClosed)
@@ -356,7 +361,7 @@ class Notifications(EventSourcedProjection[UUID]):
     def _(self, e: Ledger.Invited, processing: ProcessingEvent[UUID]) -> None:
         notices = self._notices_of(e.originator_id)
         if notices is not None:
-            notices.open_offer(e.case_id, e.deadline, self._position)
+            notices.open_offer(e.case_id, e.deadline, self._position, e.timestamp)
             processing.collect_events(notices)
         self._message(Kind.INVITATION, e.case_id, {"deadline": e.deadline.isoformat()})
 

@@ -69,34 +69,7 @@ class Worker:
         return SmtpTransport.from_url(url) if url else OutboxTransport(outbox_dir(self.environ))
 
     def notify(self, registry: Registry, allocator: Allocator, notifier: Notifications) -> int:
-        """Record the messages of everything logged so far; returns how many events were read.
-
-        An event of the Registry's log that the Allocator follows is read only once the
-        Allocator has decided it, and the Allocator's log is read to its end before each
-        deadline check: so a check is read after the offers it concerns, and a receipt comes
-        before the invitation it led to."""
-        decided = allocator.position(Registry.name)
-        read = 0
-        while True:
-            after = notifier.position(Registry.name)
-            items = select_after(registry, notifier, after, BATCH)
-            waits = [
-                i
-                for i, (e, tracking) in enumerate(items)
-                if isinstance(e, ALLOCATOR_FOLLOWS) and tracking.notification_id > decided
-            ]
-            items = items[: waits[0]] if waits else items
-            if not items:
-                break
-            checks = [i for i, (e, _) in enumerate(items) if isinstance(e, Intake.DeadlinesChecked)]
-            if checks and checks[0] == 0:
-                read += catch_up(allocator, notifier)
-                items = items[:1]
-            elif checks:
-                items = items[: checks[0]]
-            notifier.process_batch(items)
-            read += len(items)
-        return read + catch_up(allocator, notifier)
+        return record_notifications(registry, allocator, notifier)
 
     def _run_notifier(self, stop: threading.Event) -> None:
         registry, allocator, notifier = self.registry(), self.allocator(), self.notifications()
@@ -215,3 +188,34 @@ def _supervised_loop(
             log.exception("%s failed; restarting in %.1f s", name, restart_seconds)
             stop.wait(restart_seconds)
         time.sleep(0)
+
+
+def record_notifications(registry: Registry, allocator: Allocator, notifier: Notifications) -> int:
+    """Record the messages of everything logged so far; returns how many events were read.
+
+    An event of the Registry's log that the Allocator follows is read only once the
+    Allocator has decided it, and the Allocator's log is read to its end before each
+    deadline check: so a check is read after the offers it concerns, and a receipt comes
+    before the invitation it led to."""
+    decided = allocator.position(Registry.name)
+    read = 0
+    while True:
+        after = notifier.position(Registry.name)
+        items = select_after(registry, notifier, after, BATCH)
+        waits = [
+            i
+            for i, (e, tracking) in enumerate(items)
+            if isinstance(e, ALLOCATOR_FOLLOWS) and tracking.notification_id > decided
+        ]
+        items = items[: waits[0]] if waits else items
+        if not items:
+            break
+        checks = [i for i, (e, _) in enumerate(items) if isinstance(e, Intake.DeadlinesChecked)]
+        if checks and checks[0] == 0:
+            read += catch_up(allocator, notifier)
+            items = items[:1]
+        elif checks:
+            items = items[: checks[0]]
+        notifier.process_batch(items)
+        read += len(items)
+    return read + catch_up(allocator, notifier)
