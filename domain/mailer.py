@@ -144,10 +144,14 @@ class SmtpTransport:
             session = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             session = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            if self.starttls:
+        try:
+            if self.starttls and not self.implicit_tls:
                 session.starttls(context=context)
-        if self.username:
-            session.login(self.username, self.password or "")
+            if self.username:
+                session.login(self.username, self.password or "")
+        except BaseException:
+            session.close()
+            raise
         self._session = session
         return session
 
