@@ -119,19 +119,19 @@ class SmtpTransport:
                 f"recipient refused: {refused.recipients}",
                 permanent=bool(codes) and all(code >= 500 for code in codes),
             ) from None
-        except smtplib.SMTPAuthenticationError as denied:
-            # Our configuration, not this message: keep it for when the login is fixed.
+        except smtplib.SMTPDataError as answer:
+            # The server read this message and answered: a 5xx is its final word on it.
             self.close()
-            raise DeliveryFailed(f"SMTP login refused: {denied}", permanent=False) from None
-        except smtplib.SMTPResponseException as answer:
-            self.close()
-            text = (
-                answer.smtp_error.decode(errors="replace")
-                if isinstance(answer.smtp_error, bytes)
-                else str(answer.smtp_error)
-            )
             raise DeliveryFailed(
-                f"{answer.smtp_code} {text}", permanent=answer.smtp_code >= 500
+                f"{answer.smtp_code} {_text(answer.smtp_error)}",
+                permanent=answer.smtp_code >= 500,
+            ) from None
+        except smtplib.SMTPResponseException as answer:
+            # Refused before the message (login, STARTTLS required, our sender address): our
+            # configuration, not this message, so it waits (with back-off) for a fix.
+            self.close()
+            raise DeliveryFailed(
+                f"{answer.smtp_code} {_text(answer.smtp_error)}", permanent=False
             ) from None
         except (smtplib.SMTPException, OSError) as lost:
             self.close()
@@ -192,6 +192,10 @@ class OutboxTransport:
 
     def close(self) -> None:
         pass
+
+
+def _text(error: bytes | str) -> str:
+    return error.decode(errors="replace") if isinstance(error, bytes) else str(error)
 
 
 def _utcnow() -> datetime:

@@ -28,6 +28,14 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.sink.refused_recipients:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 ok"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.sink.delay:
             await asyncio.sleep(self.sink.delay)
@@ -50,6 +58,7 @@ class SmtpSink:
         self.delay = delay  # seconds before each answer to DATA: a slower server
         self.lock = threading.Lock()
         self.answers: list[str] = []  # scripted answers to the next DATA commands
+        self.refused_recipients: set[str] = set()  # RCPT TO answered 550
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.attempts = 0

@@ -107,14 +107,16 @@ def test_starttls_and_a_login_deliver_the_message(certificate: tuple[Path, Path]
         assert [m["Message-ID"] for m in sink.messages] == [sent["Message-ID"]]
 
 
-def test_a_server_requiring_starttls_refuses_a_client_without_it(
+def test_a_server_requiring_starttls_refuses_a_client_without_it_until_configured(
     certificate: tuple[Path, Path],
 ) -> None:
     with SmtpSink(tls_context=server_tls(certificate), require_starttls=True) as sink:
         transport = SmtpTransport("127.0.0.1", sink.port)
         with pytest.raises(DeliveryFailed) as refused:
             transport.send(letter(), uuid4())
-        assert refused.value.permanent  # 530: this configuration can never deliver
+        # 530 at MAIL FROM: the configuration's fault, not the message's: kept for a retry.
+        assert not refused.value.permanent
+        assert "530" in str(refused.value)
         assert sink.messages == []
 
 
@@ -144,6 +146,16 @@ def test_smtps_speaks_tls_from_the_first_byte(certificate: tuple[Path, Path]) ->
         transport.send(letter(), uuid4())
         transport.close()
         assert len(sink.messages) == 1
+
+
+def test_a_mailbox_the_server_refuses_is_a_permanent_failure() -> None:
+    with SmtpSink() as sink:
+        sink.refused_recipients.add("ana@example.org")
+        with pytest.raises(DeliveryFailed) as refused:
+            SmtpTransport("127.0.0.1", sink.port).send(letter(), uuid4())
+        assert refused.value.permanent
+        assert "550" in str(refused.value)
+        assert sink.messages == []
 
 
 def test_an_unreachable_server_is_a_temporary_failure() -> None:
