@@ -166,3 +166,7 @@ class DeliveryFailed(CarepathError):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class MessageNotRetryable(ConflictError):
+    """Raised when a message that is not rejected or abandoned is asked to be tried again."""

@@ -46,6 +46,7 @@ _TOPICS = tuple(
         Message.Failed,
         Message.Rejected,
         Message.Abandoned,
+        Message.Requeued,
     )
 )
 
@@ -250,7 +251,7 @@ class Sender:
             )
             for notification in found:
                 e = mapper.to_domain_event(notification)
-                if isinstance(e, Message.Recorded):
+                if isinstance(e, Message.Recorded | Message.Requeued):
                     self._due[e.originator_id] = e.timestamp
                 elif isinstance(e, Message.Failed):
                     self._due[e.originator_id] = e.retry_at

@@ -11,6 +11,7 @@ records Delivered, Failed, Rejected or Abandoned on the Message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,6 +26,7 @@ from eventsourcing.utils import get_topic
 
 from domain.allocator import LATE, NOT_DRAWN, WAITLIST_FULL, WITHDRAWN_BEFORE_DRAW
 from domain.case import Case
+from domain.errors import MessageNotRetryable
 from domain.identity import NAMESPACE
 from domain.intake import Intake
 from domain.ledger import Ledger, ledger_id
@@ -112,6 +114,12 @@ class Message(Aggregate):
         attempt: int
         error: str
 
+    class Requeued(Aggregate.Event):
+        """An operator asked for a rejected or abandoned message to be tried again, now (its
+        attempts count from 1 again)."""
+
+        actor: str
+
     @event(Recorded)
     def __init__(
         self, kind: str, case_id: UUID, source: str, position: int, facts: dict[str, Any]
@@ -153,6 +161,36 @@ class Message(Aggregate):
         self.attempts = attempt
         self.state = "abandoned"
         self.last_error = error
+
+    def requeue(self, actor: str) -> None:
+        if self.state not in {"rejected", "abandoned"}:
+            raise MessageNotRetryable(
+                f"message {self.id} is {self.state}: only a rejected or "
+                "abandoned message is tried again"
+            )
+        self._requeued(actor=actor)
+
+    @event(Requeued)
+    def _requeued(self, actor: str) -> None:
+        self.attempts = 0
+        self.state = "pending"
+        self.retry_at = None
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One recorded message as the operator sees it (never its text or address)."""
+
+    id: UUID
+    kind: Kind
+    case_id: UUID
+    state: str
+    attempts: int
+    last_error: str
+    recorded_at: datetime
+    retry_at: datetime | None
+    source: str
+    position: int
 
 
 def notices_id(ledger: UUID) -> UUID:
@@ -294,6 +332,34 @@ class Notifications(EventSourcedProjection[UUID]):
     def position(self, source_name: str) -> int:
         """The last position of the source's log that has been read (0: none)."""
         return self.recorder.max_tracking_id(source_name) or 0
+
+    def message_ids(self, *, limit: int, after: int = 0) -> list[tuple[int, UUID]]:
+        """(position in this store's log, id) of recorded messages, oldest first."""
+        found = self.recorder.select_notifications(
+            start=after, limit=limit, topics=[get_topic(Message.Recorded)], inclusive_of_start=False
+        )
+        return [(n.id, UUID(str(n.originator_id))) for n in found]
+
+    def view_message(self, id: UUID) -> MessageView:
+        message = self.get_message(id)
+        return MessageView(
+            id=message.id,
+            kind=message.kind,
+            case_id=message.case_id,
+            state=message.state,
+            attempts=message.attempts,
+            last_error=message.last_error,
+            recorded_at=message.created_on,
+            retry_at=message.retry_at,
+            source=message.source,
+            position=message.position,
+        )
+
+    def requeue(self, id: UUID, *, actor: str) -> None:
+        """Try a rejected or abandoned message again (MessageNotRetryable otherwise)."""
+        message = self.get_message(id)
+        message.requeue(actor)
+        self.save(message)
 
     def get_message(self, id: UUID) -> Message:
         found: object = self.repository.get(id)

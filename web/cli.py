@@ -473,5 +473,6 @@ def _limit_malloc_arenas() -> None:
 
 
 from web import cli_documents as _document_commands  # noqa: E402, F401  (`carepath documents`)
+from web import cli_notifications as _notification_commands  # noqa: E402, F401  (`carepath notifications`)
 from web import cli_projections  # noqa: E402, F401  (registers `carepath projections` on cli)
 from web import cli_staff as _staff_commands  # noqa: E402, F401  (`carepath staff`)

@@ -1,0 +1,82 @@
+"""`carepath notifications list|retry`, in-process with click's runner on a fresh SQLite folder,
+with the worker's sender delivering to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from carepath.cli import cli
+from domain.mailer import Sender, SmtpTransport
+from domain.notifications import Notifications
+from domain.registry import Registry
+from projections.persistence import application_env
+from projections.worker import Worker
+from tests.conftest import submit_person
+from tests.mail_server import SmtpSink
+from web.settings import Settings
+
+
+@pytest.fixture
+def run(sqlite_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key in ("PERSISTENCE_MODULE", "POSTGRES_DBNAME", "CAREPATH_VIEWS_URL", "CAREPATH_SMTP_URL"):
+        monkeypatch.delenv(key, raising=False)
+    runner = CliRunner(env=sqlite_env)
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert invoke("db", "init").exit_code == 0
+    return invoke
+
+
+def test_rejected_messages_are_listed_and_sent_again_after_a_retry(
+    run: Any, sqlite_env: dict[str, str]
+) -> None:
+    # Given three messages for one applicant, refused by the server at RCPT with a 550
+    assert run("intake", "create", "--code", "tst", "--name", "T", "--capacity", "5").exit_code == 0
+    assert run("intake", "open", "tst").exit_code == 0
+    secret = sqlite_env["CAREPATH_SECRET"].encode()
+    registry = Registry(
+        env=application_env(sqlite_env, "Registry", create_table=False), secret=secret
+    )
+    notifications = Notifications(
+        env=application_env(sqlite_env, "Notifications", create_table=False)
+    )
+    try:
+        submit_person(registry, "tst", 1)
+        letters = Settings.from_environ({"ENV": sqlite_env}).letters()
+        Worker(sqlite_env, secret, letters).settle()
+        with SmtpSink() as sink:
+            sink.refused_recipients.add("a@example.org")
+            sender = Sender(notifications, registry, letters, SmtpTransport.from_url(sink.url))
+            assert sender.sweep() == 3
+            listed = run("notifications", "list", "--state", "rejected")
+            assert listed.exit_code == 0
+            assert listed.output.count("550") == 3
+            assert "0 pending, 0 delivered, 3 rejected, 0 abandoned" in listed.output
+            # When the operator fixes the mailbox and asks for them to be tried again
+            sink.refused_recipients.clear()
+            retried = run("notifications", "retry", "--all-rejected")
+            assert retried.exit_code == 0, retried.output
+            assert "3 message(s) requeued" in retried.output
+            # Then the sender delivers them, once each
+            assert sender.sweep() == 3
+            assert len(sink.by_message_id()) == 3
+            assert sender.sweep() == 0
+        listed = run("notifications", "list", "--kind", "invitation")
+        assert "0 pending, 3 delivered, 0 rejected, 0 abandoned" in listed.output
+        assert listed.output.count(" invitation ") == 1
+        delivered = listed.output.splitlines()[1].split()[0]
+        again = run("notifications", "retry", delivered)
+        assert again.exit_code == 1
+        assert "is delivered" in again.output
+        unknown = run("notifications", "retry", "00000000-0000-0000-0000-000000000000")
+        assert unknown.exit_code == 1
+        assert "no message" in unknown.output
+        assert run("notifications", "retry", "nope").exit_code == 2
+    finally:
+        notifications.close()
+        registry.close()
