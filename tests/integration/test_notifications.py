@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -37,6 +37,7 @@ class Logs:
     secret: bytes
     registry: Registry
     worker: Worker
+    opened: list[Notifications] = field(default_factory=list)
 
     def settle(self) -> None:
         self.worker.settle()
@@ -45,12 +46,18 @@ class Logs:
         notifications = Notifications(
             env=application_env(self.env, Notifications.name, create_table=False)
         )
+        self.opened.append(notifications)
         return Sender(notifications, self.registry, self.worker.compose, transport, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def logs(tmp_path: Path) -> Iterator[Logs]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Logs]:
+    """The Registry, Allocator and Notifications stores, on SQLite files or PostgreSQL."""
+    storage: dict[str, str] = (
+        dict(request.getfixturevalue("postgres_db")) if request.param == "postgres" else {}
+    )
     env = {
+        **storage,
         "CAREPATH_DATA_DIR": str(tmp_path / "data"),
         "CAREPATH_SECRET": "n" * 40,
         "CAREPATH_PUBLIC_URL": "https://apply.example.ca",
@@ -62,7 +69,10 @@ def logs(tmp_path: Path) -> Iterator[Logs]:
     migrate(env)
     registry = Registry(env=application_env(env, Registry.name, create_table=True), secret=secret)
     letters = Settings.from_environ({"ENV": env}).letters()
-    yield Logs(env, secret, registry, Worker(env, secret, letters))
+    found = Logs(env, secret, registry, Worker(env, secret, letters))
+    yield found
+    for app in found.opened:
+        app.close()
     registry.close()
 
 
