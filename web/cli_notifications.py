@@ -14,6 +14,7 @@ from eventsourcing.persistence import PersistenceError
 from domain.errors import CarepathError
 from domain.notifications import Kind, MessageView, Notifications
 from projections.persistence import application_env
+from projections.worker import Worker
 from web.cli import cli
 from web.settings import Settings
 
@@ -85,6 +86,28 @@ def list_messages(state: str | None, kind: str | None, case_id: str | None, limi
                     f"{detail}"
                 )
         click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+@notifications.command("status")
+def status() -> None:
+    """How far the notifier has read the Registry's and the Allocator's logs, and how many
+    messages are in each state."""
+    with _store() as store:
+        settings = Settings.from_environ()
+        worker = Worker(settings.environ, settings.secret)
+        sources = [worker.registry(), worker.allocator()]
+        try:
+            click.echo(f"{'follows':<10} {'position':>12} {'head':>12}")
+            for source in sources:
+                head = source.recorder.max_notification_id() or 0
+                click.echo(f"{source.name:<10} {store.position(source.name):>12} {head:>12}")
+        finally:
+            for source in sources:
+                source.close()
+        counts = dict.fromkeys(STATES, 0)
+        for view in _views(store):
+            counts[view.state] += 1
+        click.echo("messages: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 @notifications.command("retry")

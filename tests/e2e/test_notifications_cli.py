@@ -66,6 +66,10 @@ def test_rejected_messages_are_listed_and_sent_again_after_a_retry(
             assert sender.sweep() == 3
             assert len(sink.by_message_id()) == 3
             assert sender.sweep() == 0
+        shown = run("notifications", "status").output
+        assert "messages: 0 pending, 3 delivered, 0 rejected, 0 abandoned" in shown
+        head = registry.recorder.max_notification_id()
+        assert f"Registry {head} {head}" in " ".join(shown.split())
         listed = run("notifications", "list", "--kind", "invitation")
         assert "0 pending, 3 delivered, 0 rejected, 0 abandoned" in listed.output
         assert listed.output.count(" invitation ") == 1
