@@ -74,6 +74,7 @@ def test_a_worker_killed_while_sending_delivers_every_message_once_after_restart
                     assert time.monotonic() < deadline, worker.tail()
                     assert worker.running, worker.tail()
                     time.sleep(0.005)
+                assert f"emails: sent through {sink.url}" in worker.current_log()
                 worker.kill()
                 mid_batch += len(recorded(notifications)) > len(sink.by_message_id())
             assert worker.exit_codes == [-9] * KILLS
