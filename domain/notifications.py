@@ -303,6 +303,9 @@ class Notifications(EventSourcedProjection[UUID]):
         self._batch: dict[UUID, Message] = {}  # messages of the batch being decided
         self._source = ""  # the log and position of the event being decided
         self._position = 0
+        # Quiet: read the logs for what the notifier keeps (open offers, policies) but record
+        # no messages: for a database whose history predates the notifier.
+        self.quiet = False
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         self.process_batch([(domain_event, tracking)])
@@ -319,7 +322,8 @@ class Notifications(EventSourcedProjection[UUID]):
                     self._position = tracking.notification_id
                     self._source = tracking.application_name
                     self.policy(domain_event, processing)
-                processing.collect_events(*self._batch.values())
+                if not self.quiet:
+                    processing.collect_events(*self._batch.values())
                 recordings = self._record(processing)
             except BaseException:
                 self._notices.clear()

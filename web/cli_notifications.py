@@ -14,7 +14,7 @@ from eventsourcing.persistence import PersistenceError
 from domain.errors import CarepathError
 from domain.notifications import Kind, MessageView, Notifications
 from projections.persistence import application_env
-from projections.worker import Worker
+from projections.worker import Worker, record_notifications
 from web.cli import cli
 from web.settings import Settings
 
@@ -108,6 +108,32 @@ def status() -> None:
         for view in _views(store):
             counts[view.state] += 1
         click.echo("messages: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+@notifications.command("skip-history")
+def skip_history() -> None:
+    """For a database whose history predates notifications: read both logs to their heads and
+    send nothing for what is already there (offers still open are kept for their reminders).
+    Run once, before the first worker with notifications starts; refused afterwards."""
+    with _store() as store:
+        if store.position("Registry") or store.position("Allocator"):
+            raise click.ClickException(
+                "the notifier has already read the logs: there is no history left to skip"
+            )
+        settings = Settings.from_environ()
+        worker = Worker(settings.environ, settings.secret)
+        registry, allocator = worker.registry(), worker.allocator()
+        try:
+            store.quiet = True
+            read = record_notifications(registry, allocator, store)
+            positions = {name: store.position(name) for name in ("Registry", "Allocator")}
+        finally:
+            registry.close()
+            allocator.close()
+        click.echo(
+            f"skipped {read} events without sending: now at Registry {positions['Registry']}, "
+            f"Allocator {positions['Allocator']}"
+        )
 
 
 @notifications.command("retry")

@@ -3,6 +3,7 @@ with the worker's sender delivering to a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -81,6 +82,48 @@ def test_rejected_messages_are_listed_and_sent_again_after_a_retry(
         assert unknown.exit_code == 1
         assert "no message" in unknown.output
         assert run("notifications", "retry", "nope").exit_code == 2
+    finally:
+        notifications.close()
+        registry.close()
+
+
+def test_skipping_the_history_sends_nothing_for_it_but_still_reminds_of_open_offers(
+    run: Any, sqlite_env: dict[str, str]
+) -> None:
+    # Given a database whose intake has an invited applicant from before notifications
+    assert run("intake", "create", "--code", "old", "--name", "O", "--capacity", "1").exit_code == 0
+    assert run("intake", "open", "old").exit_code == 0
+    secret = sqlite_env["CAREPATH_SECRET"].encode()
+    registry = Registry(
+        env=application_env(sqlite_env, "Registry", create_table=False), secret=secret
+    )
+    notifications = Notifications(
+        env=application_env(sqlite_env, "Notifications", create_table=False)
+    )
+    try:
+        case_id = submit_person(registry, "old", 1)
+        Worker(sqlite_env, secret).settle()  # the allocator invites; no notifier yet
+        # When the operator skips the history
+        skipped = run("notifications", "skip-history")
+        assert skipped.exit_code == 0, skipped.output
+        assert "skipped" in skipped.output
+        letters = Settings.from_environ({"ENV": sqlite_env}).letters()
+        worker = Worker(sqlite_env, secret, letters)
+        worker.settle()
+        # Then nothing was recorded for the past
+        assert notifications.message_ids(limit=10) == []
+        # But the offer still open is reminded of a day before its deadline
+        submitted = registry.get_case(case_id).submitted_at
+        assert submitted is not None
+        registry.check_deadlines("old", submitted + timedelta(days=27, hours=12), actor="t")
+        worker.settle()
+        ((_, only),) = notifications.message_ids(limit=10)
+        view = notifications.view_message(only)
+        assert (view.kind, view.case_id) == ("reminder", case_id)
+        # And skipping again is refused: the notifier has read the logs
+        again = run("notifications", "skip-history")
+        assert again.exit_code == 1
+        assert "already read" in again.output
     finally:
         notifications.close()
         registry.close()
