@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -43,6 +44,21 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _echo_mail(settings: Settings) -> None:
+    if settings.smtp_url:
+        click.echo(f"emails: sent through {_without_password(settings.smtp_url)}")
+    else:
+        click.echo(f"emails: written to the outbox folder {settings.outbox_dir}")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
     # A line per job run every few seconds would drown what matters; failures still show.
@@ -55,8 +71,9 @@ def worker() -> None:
     _logging()
     settings = _settings()
     stop = _stop_on_signals()
-    click.echo("carepath worker: allocator and read models")
-    Worker(settings.environ, settings.secret).run(stop)
+    click.echo("carepath worker: allocator, read models and notifications")
+    _echo_mail(settings)
+    Worker(settings.environ, settings.secret, settings.letters()).run(stop)
 
 
 @cli.command("scheduler")
@@ -85,7 +102,7 @@ def serve(host: str, port: int, threads: int, interval: float) -> None:
     stop = threading.Event()
     background = [
         threading.Thread(
-            target=Worker(settings.environ, settings.secret).run,
+            target=Worker(settings.environ, settings.secret, settings.letters()).run,
             args=(stop,),
             name="worker",
             daemon=True,
@@ -101,6 +118,7 @@ def serve(host: str, port: int, threads: int, interval: float) -> None:
     for thread in background:
         thread.start()
     click.echo(f"carepath is running: open http://{host}:{port}/  (Ctrl+C to stop)")
+    _echo_mail(settings)
     sys.stdout.flush()
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="carepath", _quiet=True)

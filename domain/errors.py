@@ -174,3 +174,15 @@ class RecoveryLinkUsed(RecoveryLinkInvalid):
 
 class RecoveryLinkExpired(RecoveryLinkInvalid):
     """Raised when a recovery link is followed after its time ran out."""
+
+
+class DeliveryFailed(CarepathError):
+    """Raised when an email could not be handed over; `permanent` if trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class MessageNotRetryable(ConflictError):
+    """Raised when a message that is not rejected or abandoned is asked to be tried again."""

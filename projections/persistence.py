@@ -138,6 +138,11 @@ def registry_secret(environ: Mapping[str, str]) -> bytes:
     return path.read_bytes().strip()
 
 
+def outbox_dir(environ: Mapping[str, str]) -> Path:
+    """Where emails go when no SMTP server is configured: one .eml file per message."""
+    return data_dir(environ) / "outbox"
+
+
 def documents_dir(environ: Mapping[str, str]) -> Path:
     """Where document blobs live: outside the web root, under the data dir unless set."""
     configured = environ.get("CAREPATH_DOCUMENTS_DIR")

@@ -45,22 +45,35 @@ class Processor(Protocol):
     def process_batch(self, items: Sequence[tuple[Any, Tracking]]) -> int: ...
 
 
-def catch_up(source: Application[Any], processor: Processor, *, batch: int = BATCH) -> int:
-    """Process everything already in the source's log; returns how many events were read."""
+def catch_up(
+    source: Application[Any],
+    processor: Processor,
+    *,
+    batch: int = BATCH,
+    until: int | None = None,
+) -> int:
+    """Process everything already in the source's log (up to position `until`, if given);
+    returns how many events were read."""
     total = 0
     while True:
-        items = _select(source, processor, processor.position(source.name), batch)
+        items = select_after(source, processor, processor.position(source.name), batch, until)
         if not items:
             return total
         processor.process_batch(items)
         total += len(items)
 
 
-def _select(
-    source: Application[Any], processor: Processor, after: int, limit: int
+def select_after(
+    source: Application[Any],
+    processor: Processor,
+    after: int,
+    limit: int,
+    until: int | None = None,
 ) -> list[tuple[Any, Tracking]]:
+    if until is not None and until <= after:
+        return []
     notifications = source.recorder.select_notifications(
-        start=after, limit=limit, topics=processor.topics, inclusive_of_start=False
+        start=after, limit=limit, stop=until, topics=processor.topics, inclusive_of_start=False
     )
     return [(source.mapper.to_domain_event(n), Tracking(source.name, n.id)) for n in notifications]
 
@@ -93,7 +106,7 @@ def _follow_polling(
 ) -> None:
     position = processor.position(source.name)
     while not stop.is_set():
-        items = _select(source, processor, position, batch)
+        items = select_after(source, processor, position, batch)
         if items:
             processor.process_batch(items)
             position = items[-1][1].notification_id

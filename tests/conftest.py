@@ -166,6 +166,7 @@ def sqlite_env(tmp_path: Any) -> dict[str, str]:
 def make_app(env: dict[str, str], *, capacity: int = 10, **config: Any) -> Any:
     """A Flask app on the given storage, with every table and an open intake `test`."""
     from domain.allocator import Allocator
+    from domain.notifications import Notifications
     from projections.persistence import application_env
     from projections.views import migrate
     from web import create_app
@@ -173,6 +174,9 @@ def make_app(env: dict[str, str], *, capacity: int = 10, **config: Any) -> Any:
 
     settings = Settings.from_environ({"ENV": env})
     Allocator(env=application_env(settings.environ, "Allocator", create_table=True)).close()
+    Notifications(
+        env=application_env(settings.environ, Notifications.name, create_table=True)
+    ).close()
     settings.build_staff(create_table=True).close()
     migrate(settings.environ)
     setup = settings.build_registry(create_table=True)

@@ -20,6 +20,7 @@ from domain.audit import compare_ledgers, recompute_draw
 from domain.beacon import KNOWN_CHAINS, BeaconError, HttpBeacon, parse_round, round_time
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
 from domain.ledger import ledger_id
+from domain.notifications import Notifications
 from domain.registry import NO_BEACON, Registry
 from domain.values import LANGUAGES, DrawMode, IntakeStatus, IntakeView, Policy, UnusedReserved
 from projections.persistence import application_env
@@ -88,11 +89,13 @@ def db_init() -> None:
         allocator = Allocator(env=application_env(environ, Allocator.name, create_table=True))
         position = allocator.position(Registry.name)
         allocator.close()
+        Notifications(env=application_env(environ, Notifications.name, create_table=True)).close()
         Settings.from_environ().build_staff(create_table=True).close()
         revision = migrate(environ)
     except PersistenceError as down:
         raise click.ClickException(f"database: {down}") from None
     click.echo(f"ready: Allocator event store, at position {position} of the Registry's log")
+    click.echo("ready: Notifications event store")
     click.echo("ready: Staff event store")
     click.echo(f"ready: read models at migration {revision}")
 
@@ -470,5 +473,6 @@ def _limit_malloc_arenas() -> None:
 
 
 from web import cli_documents as _document_commands  # noqa: E402, F401  (`carepath documents`)
+from web import cli_notifications as _notification_commands  # noqa: E402, F401  (`carepath notifications`)
 from web import cli_projections  # noqa: E402, F401  (registers `carepath projections` on cli)
 from web import cli_staff as _staff_commands  # noqa: E402, F401  (`carepath staff`)

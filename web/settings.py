@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cachelib import FileSystemCache
 from domain.allocator import Allocator
 from domain.blobs import FilesystemBlobStore
 from domain.documents import Documents, Offers
+from domain.identity import derive_key
 from domain.inspection import ContentInspector
 from domain.recovery import Recovery
 from domain.registry import Registry
@@ -23,6 +25,10 @@ from domain.scanning import ClamdScanner
 from domain.staff import Staff
 from projections import persistence
 from web.credentials import WebCredentials
+from web.letters import Letters
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_MAIL_FROM = "carepath <no-reply@carepath.invalid>"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class Settings:
     documents_dir: Path
     clamd_url: str | None
     tus_threshold: int  # the JSON API takes larger files only through resumable (tus) uploads
+    public_url: str  # where applicants reach the site: the links in emails start with it
+    mail_from: str
+    smtp_url: str | None  # None: emails go to the outbox folder
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -77,7 +86,24 @@ class Settings:
             documents_dir=persistence.documents_dir(environ),
             clamd_url=persistence.clamd_url(environ),
             tus_threshold=int(environ.get("CAREPATH_TUS_THRESHOLD", str(1024 * 1024))),
+            public_url=(environ.get("CAREPATH_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
+            mail_from=environ.get("CAREPATH_MAIL_FROM") or DEFAULT_MAIL_FROM,
+            smtp_url=environ.get("CAREPATH_SMTP_URL") or None,
             overrides=overrides,
+        )
+
+    @property
+    def outbox_dir(self) -> Path:
+        return persistence.outbox_dir(self.environ)
+
+    def letters(self) -> Letters:
+        """The text of the worker's emails, with links to the public URL."""
+        address = parseaddr(self.mail_from)[1]
+        return Letters(
+            public_url=self.public_url,
+            sender=self.mail_from,
+            recovery_key=derive_key(self.secret, "recovery-link"),
+            message_domain=address.rpartition("@")[2] or "carepath.invalid",
         )
 
     def build_registry(self, *, create_table: bool) -> Registry:
