@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Iterable
 from datetime import date
 from functools import cache
 from typing import Any, TypeVar
@@ -63,6 +64,17 @@ TEXT_RULE = (
 )
 
 
+def _class_of(codes: Iterable[int]) -> str:
+    """Ascending BMP code points as the inside of a regex class, runs as ranges (\\uXXXX-\\uXXXX)."""
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
 @cache
 def _refused_class(multiline: bool) -> str:
     """The refused characters as the inside of a regex class, for the OpenAPI document: ranges
@@ -78,17 +90,7 @@ def _refused_class(multiline: bool) -> str:
         for c in range(sys.maxunicode + 1)
         if unicodedata.category(chr(c)) in REFUSED_CATEGORIES - {"Cs"} and chr(c) not in allowed
     ]
-    ranges: list[tuple[int, int]] = []
-    for code in codes:
-        if ranges and code == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-
-    def one(code: int) -> str:
-        return f"\\u{code:04x}"
-
-    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges if b <= 0xFFFF)
+    return _class_of(code for code in codes if code <= 0xFFFF)
 
 
 def text_pattern(*, multiline: bool = False, required: bool = True) -> str:
@@ -277,17 +279,7 @@ def name_pattern() -> str:
         for c in range(0x10000)
         if unicodedata.category(chr(c)).startswith("L") or chr(c) in " '’-."
     ]
-    ranges: list[tuple[int, int]] = []
-    for code in codes:
-        if ranges and code == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    return (
-        "^["
-        + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
-        + "]*$"
-    )
+    return "^[" + _class_of(codes) + "]*$"
 
 
 NAME_RULE = (
