@@ -10,6 +10,7 @@ records Delivered, Failed, Rejected or Abandoned on the Message.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from domain.values import Step
 REGISTRY = "Registry"
 ALLOCATOR = "Allocator"
 REMINDER_DAYS = (7, 1)  # reminders before an invitation's deadline, in days
+# Waitlist positions worth an email when someone reaches them by moving up (1: next in line).
+WAITLIST_MILESTONES = (500, 100, 50, 10, 1)
 
 
 class Kind(StrEnum):
@@ -47,6 +50,7 @@ class Kind(StrEnum):
     NOT_SELECTED = "not_selected"
     OFFER_EXPIRED = "offer_expired"
     REMINDER = "reminder"  # facts: days (7 or 1), deadline
+    MOVED_UP = "moved_up"  # facts: position (one of WAITLIST_MILESTONES)
     INFORMATION_REQUESTED = "information_requested"
     DECISION = "decision"  # facts: outcome approved | refused
     RECOVERY = "recovery"  # facts: request_id, expires_at, language
@@ -63,6 +67,12 @@ class NotSelectedReason(StrEnum):
 def message_id(source: str, position: int, kind: str) -> UUID:
     """The id of the message of `kind` caused by the event at `position` of log `source`."""
     return uuid5(NAMESPACE, f"message:{source}:{position}:{kind}")
+
+
+def moved_up_message_id(source: str, position: int, reached: int) -> UUID:
+    """The message telling a case it reached waitlist position `reached` because of the event at
+    `position` (one departure can move several people past a milestone)."""
+    return message_id(source, position, f"{Kind.MOVED_UP}-{reached}")
 
 
 def registration_message_id(case_id: UUID) -> UUID:
@@ -204,6 +214,25 @@ class IntakeNotices(Aggregate):
     class Started(Aggregate.Created):
         ledger_id: UUID
         policy: str
+        tracks_waitlist: bool  # False for notices started before waitlist positions were kept
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Their Waiting events were never recorded: positions would be wrong, so none are
+            # told (the waitlisted email of those gives the rank, as it did).
+            state["tracks_waitlist"] = False
+
+    class Waiting(Aggregate.Event):
+        case_id: UUID
+        pool: str
+        rank: int
+
+    class StoppedWaiting(Aggregate.Event):
+        """Invited from the waitlist, or left it (withdrew, was refused)."""
+
+        case_id: UUID
 
     class OfferOpened(Aggregate.Event):
         case_id: UUID
@@ -223,12 +252,55 @@ class IntakeNotices(Aggregate):
         return notices_id(ledger_id)
 
     @event(Started)
-    def __init__(self, ledger_id: UUID, policy: str) -> None:
+    def __init__(self, ledger_id: UUID, policy: str, tracks_waitlist: bool = True) -> None:
         self.ledger_id = ledger_id
         self.policy = policy
+        self.tracks_waitlist = tracks_waitlist
         # case -> (deadline, position of the Invited event, its time)
         self.offers: dict[UUID, tuple[datetime, int, datetime]] = {}
         self.reminded: dict[UUID, set[int]] = {}
+        # Each pool's waitlist as the ranks still waiting, in order (position = index + 1).
+        self.ranks: dict[str, list[int]] = {}
+        self.waiting_at: dict[UUID, tuple[str, int]] = {}  # case -> (pool, rank)
+        self.case_at: dict[tuple[str, int], UUID] = {}
+
+    def position_of(self, case_id: UUID) -> int | None:
+        """The case's place on its pool's waitlist (1: next in line), None if not waiting."""
+        found = self.waiting_at.get(case_id)
+        if found is None:
+            return None
+        pool, rank = found
+        return bisect.bisect_left(self.ranks[pool], rank) + 1
+
+    def stop_waiting(self, case_id: UUID) -> list[tuple[UUID, int]]:
+        """Takes the case off its waitlist; returns (case, new position) of those behind it who
+        thereby reached one of WAITLIST_MILESTONES."""
+        found = self.waiting_at.get(case_id)
+        if found is None:
+            return []
+        pool, rank = found
+        left_at = bisect.bisect_left(self.ranks[pool], rank)
+        self._stopped_waiting(case_id=case_id)
+        ranks = self.ranks[pool]
+        return [
+            (self.case_at[(pool, ranks[reached - 1])], reached)
+            for reached in WAITLIST_MILESTONES
+            if left_at <= reached - 1 < len(ranks)
+        ]
+
+    @event(Waiting)
+    def wait(self, case_id: UUID, pool: str, rank: int) -> None:
+        ranks = self.ranks.setdefault(pool, [])
+        bisect.insort(ranks, rank)  # ranks are given in order: this appends
+        self.waiting_at[case_id] = (pool, rank)
+        self.case_at[(pool, rank)] = case_id
+
+    @event(StoppedWaiting)
+    def _stopped_waiting(self, case_id: UUID) -> None:
+        pool, rank = self.waiting_at.pop(case_id)
+        ranks = self.ranks[pool]
+        del ranks[bisect.bisect_left(ranks, rank)]
+        del self.case_at[(pool, rank)]
 
     def due_reminders(self, at: datetime) -> list[tuple[UUID, datetime, int, int]]:
         """(case, deadline, Invited position, days) of reminders due at `at` and not yet sent.
@@ -279,6 +351,7 @@ FOLLOWED = (
     Ledger.Invited,
     Ledger.Waitlisted,
     Ledger.NotSelected,
+    Ledger.LeftWaitlist,
     Ledger.PlaceReleased,
     Ledger.OfferTakenUp,
 )
@@ -301,6 +374,7 @@ class Notifications(EventSourcedProjection[UUID]):
         # This follower is the only writer of IntakeNotices, so what it holds is current.
         self._notices: dict[UUID, IntakeNotices] = {}
         self._batch: dict[UUID, Message] = {}  # messages of the batch being decided
+        self._moved_up_in_batch: dict[UUID, list[UUID]] = {}  # case -> its moved-up messages
         self._source = ""  # the log and position of the event being decided
         self._position = 0
         # Quiet: read the logs for what the notifier keeps (open offers, policies) but record
@@ -317,6 +391,7 @@ class Notifications(EventSourcedProjection[UUID]):
         with self.processing_lock:
             processing = ProcessingEvent[UUID](tracking=items[-1][1])
             self._batch = {}
+            self._moved_up_in_batch = {}
             try:
                 for domain_event, tracking in items:
                     self._position = tracking.notification_id
@@ -330,6 +405,7 @@ class Notifications(EventSourcedProjection[UUID]):
                 raise
             finally:
                 self._batch = {}
+                self._moved_up_in_batch = {}
         self._notify(recordings)
         return len(processing.events)
 
@@ -423,7 +499,7 @@ class Notifications(EventSourcedProjection[UUID]):
 
     @policy.register
     def _(self, e: Ledger.Started, processing: ProcessingEvent[UUID]) -> None:
-        notices = IntakeNotices(ledger_id=e.originator_id, policy=e.policy)
+        notices = IntakeNotices(ledger_id=e.originator_id, policy=e.policy, tracks_waitlist=True)
         self._notices[e.originator_id] = notices
         processing.collect_events(notices)
 
@@ -431,13 +507,30 @@ class Notifications(EventSourcedProjection[UUID]):
     def _(self, e: Ledger.Invited, processing: ProcessingEvent[UUID]) -> None:
         notices = self._notices_of(e.originator_id)
         if notices is not None:
+            self._moved_up(notices, e.case_id)
             notices.open_offer(e.case_id, e.deadline, self._position, e.timestamp)
             processing.collect_events(notices)
+        # Told in this batch that it moved up, then invited: the invitation says it all.
+        for stale in self._moved_up_in_batch.pop(e.case_id, []):
+            self._batch.pop(stale, None)
         self._message(Kind.INVITATION, e.case_id, {"deadline": e.deadline.isoformat()})
 
     @policy.register
     def _(self, e: Ledger.Waitlisted, processing: ProcessingEvent[UUID]) -> None:
-        self._message(Kind.WAITLISTED, e.case_id, {"rank": e.rank})
+        facts: dict[str, Any] = {"rank": e.rank}
+        notices = self._notices_of(e.originator_id)
+        if notices is not None and notices.tracks_waitlist:
+            notices.wait(e.case_id, e.pool, e.rank)
+            processing.collect_events(notices)
+            facts["position"] = notices.position_of(e.case_id)
+        self._message(Kind.WAITLISTED, e.case_id, facts)
+
+    @policy.register
+    def _(self, e: Ledger.LeftWaitlist, processing: ProcessingEvent[UUID]) -> None:
+        notices = self._notices_of(e.originator_id)
+        if notices is not None and e.case_id in notices.waiting_at:
+            self._moved_up(notices, e.case_id)
+            processing.collect_events(notices)
 
     @policy.register
     def _(self, e: Ledger.NotSelected, processing: ProcessingEvent[UUID]) -> None:
@@ -465,6 +558,13 @@ class Notifications(EventSourcedProjection[UUID]):
         self._close_offer(e.originator_id, e.case_id, processing)
 
     # Helpers
+
+    def _moved_up(self, notices: IntakeNotices, case_id: UUID) -> None:
+        """The case leaves its waitlist (if on it): tell those who thereby reach a milestone."""
+        for behind, reached in notices.stop_waiting(case_id):
+            id = moved_up_message_id(self._source, self._position, reached)
+            self._add(id, Kind.MOVED_UP, behind, {"position": reached})
+            self._moved_up_in_batch.setdefault(behind, []).append(id)
 
     def _close_offer(self, ledger: UUID, case_id: UUID, processing: ProcessingEvent[UUID]) -> None:
         notices = self._notices_of(ledger)

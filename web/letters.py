@@ -51,7 +51,9 @@ SUBJECTS: dict[str, str] = {
     Kind.INFORMATION_REQUESTED: _l("An officer needs more information about your application"),
     Kind.DECISION: _l("A decision on your application for %(intake)s"),
     Kind.RECOVERY: _l("Set a new access code for %(intake)s"),
+    Kind.MOVED_UP: _l("You moved up the waitlist for %(intake)s: number %(position)s"),
 }
+NEXT_IN_LINE_SUBJECT = _l("You are next in line for a place in %(intake)s")
 REMINDER_SUBJECTS = {
     7: _l("Reminder: 7 days left to send your application for %(intake)s"),
     1: _l("Reminder: 1 day left to send your application for %(intake)s"),
@@ -79,7 +81,14 @@ BODIES: dict[str, tuple[str, ...]] = {
     Kind.WAITLISTED: (
         _l(
             "Every place in %(intake)s is given for now. Your registration (reference "
-            "%(reference)s) is on the waitlist at number %(rank)s."
+            "%(reference)s) is on the waitlist at number %(position)s."
+        ),
+        _l("If a place comes free for you, we will offer it to you by email right away."),
+    ),
+    Kind.MOVED_UP: (
+        _l(
+            "People ahead of you have left the waitlist for %(intake)s: your registration "
+            "(reference %(reference)s) is now number %(position)s."
         ),
         _l("If a place comes free for you, we will offer it to you by email right away."),
     ),
@@ -132,6 +141,10 @@ DECISIONS: dict[str, str] = {
     "approved": _l("Your application for %(intake)s (reference %(reference)s) is approved."),
     "refused": _l("Your application for %(intake)s (reference %(reference)s) is refused."),
 }
+NEXT_IN_LINE = _l(
+    "People ahead of you have left the waitlist for %(intake)s: your registration (reference "
+    "%(reference)s) is now first on it, so the next place that comes free is offered to you."
+)
 SEE_DECISION = _l("Sign in to read the decision and what happens next.")
 RECOVERY_LINK = _l("Set a new access code")
 
@@ -165,11 +178,12 @@ class Letters:
             language = LANGUAGES[0]
         t = self._catalogues[language].gettext
         values = self._values(message, case, language)
-        subject_id = (
-            REMINDER_SUBJECTS[int(message.facts["days"])]
-            if message.kind is Kind.REMINDER
-            else SUBJECTS[message.kind]
-        )
+        if message.kind is Kind.REMINDER:
+            subject_id = REMINDER_SUBJECTS[int(message.facts["days"])]
+        elif message.kind is Kind.MOVED_UP and values["position"] == 1:
+            subject_id = NEXT_IN_LINE_SUBJECT
+        else:
+            subject_id = SUBJECTS[message.kind]
         paragraphs = [
             t(p) % values if p != "%(request)s" else values["request"] for p in self._body(message)
         ]
@@ -198,13 +212,16 @@ class Letters:
             return (NOT_SELECTED[str(message.facts["reason"])],)
         if message.kind is Kind.DECISION:
             return (DECISIONS[str(message.facts["outcome"])], SEE_DECISION)
+        if message.kind is Kind.MOVED_UP and message.facts.get("position") == 1:
+            return (NEXT_IN_LINE, BODIES[Kind.MOVED_UP][1])
         return BODIES[message.kind]
 
     def _values(self, message: Message, case: CaseView, language: str) -> dict[str, Any]:
         values: dict[str, Any] = {
             "intake": case.intake.name,
             "reference": case.reference,
-            "rank": message.facts.get("rank", ""),
+            # Waitlisted messages recorded before positions were kept give only the rank.
+            "position": message.facts.get("position", message.facts.get("rank", "")),
             "request": str(message.facts.get("message", "")),
         }
         for name, fact in (("deadline", "deadline"), ("expires", "expires_at")):

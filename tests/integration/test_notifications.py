@@ -124,15 +124,16 @@ def find(messages: list[EmailMessage], to: str, kind: str) -> EmailMessage:
 
 def test_every_kind_of_message_is_delivered_once_in_the_cases_language(logs: Logs) -> None:
     registry = logs.registry
-    # Given a first-come intake with one place and a waitlist of one
+    # Given a first-come intake with one place and a waitlist of two
     registry.define_intake(
         code="fc", name="Home care 2027", stream="outside", capacity=1,
-        policy="first_come", waitlist_length=1, document_deadline_days=14, actor="t",
+        policy="first_come", waitlist_length=2, document_deadline_days=14, actor="t",
     )  # fmt: skip
     registry.open_intake("fc", actor="t")
     ana = person(registry, "fc", 1, "en", "ana@example.org")  # the place
     ben = person(registry, "fc", 2, "fr", "ben@example.org")  # the waitlist
-    person(registry, "fc", 3, "en", "cy@example.org")  # the waitlist is full
+    person(registry, "fc", 3, "en", "cy@example.org")  # second on the waitlist
+    person(registry, "fc", 7, "en", "dan@example.org")  # the waitlist is full
     logs.settle()
     submitted = registry.get_case(ana).submitted_at
     assert submitted is not None
@@ -194,7 +195,8 @@ def test_every_kind_of_message_is_delivered_once_in_the_cases_language(logs: Log
         "registration", "submission", "waitlisted", "invitation", "information_requested",
         "decision",
     ]  # fmt: skip
-    assert kinds(got, "cy@example.org") == ["registration", "submission", "not_selected"]
+    assert kinds(got, "cy@example.org") == ["registration", "submission", "waitlisted", "moved_up"]
+    assert kinds(got, "dan@example.org") == ["registration", "submission", "not_selected"]
     lottery = {
         to: kinds(got, to) for to in ("dee@example.org", "eve@example.org", "fay@example.org")
     }
@@ -221,7 +223,12 @@ def test_every_kind_of_message_is_delivered_once_in_the_cases_language(logs: Log
     assert "numéro 1" in text_of(waitlisted)
     assert "Envoyez votre permis." in text_of(find(got, "ben@example.org", "information_requested"))
     assert "approuvée" in text_of(find(got, "ben@example.org", "decision"))
-    not_chosen = find(got, "cy@example.org", "not_selected")
+    waiting = find(got, "cy@example.org", "waitlisted")
+    assert "number 2" in text_of(waiting)
+    next_in_line = find(got, "cy@example.org", "moved_up")  # Ben was invited from the waitlist
+    assert next_in_line["Subject"] == "You are next in line for a place in Home care 2027"
+    assert "now first on it" in text_of(next_in_line)
+    not_chosen = find(got, "dan@example.org", "not_selected")
     assert "waitlist is full" in text_of(not_chosen)
     loser = next(to for to, k in lottery.items() if k[-1] == "not_selected")
     assert "not drawn" in text_of(find(got, loser, "not_selected")) or "pas été tiré" in text_of(

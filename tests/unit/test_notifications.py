@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.utils import get_topic
 
 from domain.allocator import Allocator
-from domain.notifications import Message, Notifications
+from domain.notifications import IntakeNotices, Message, Notifications
 from domain.registry import Registry
 from projections.runner import catch_up
 from projections.worker import record_notifications
@@ -102,7 +102,66 @@ def test_a_first_come_intake_with_a_full_waitlist_says_so(logs: Logs) -> None:
     people = [submit_person(logs.registry, "fc", n) for n in range(1, 4)]
     logs.settle()
     assert logs.of(people[2])[-1] == ("not_selected", {"reason": "waitlist_full"})
-    assert logs.of(people[1])[-1] == ("waitlisted", {"rank": 1})
+    assert logs.of(people[1])[-1] == ("waitlisted", {"rank": 1, "position": 1})
+
+
+def _withdraw(registry: Registry, case_id: UUID) -> None:
+    version = registry.get_case(case_id).version
+    registry.withdraw(
+        case_id, expected_version=version, reason="t", idempotency_key=f"w-{case_id.hex}"
+    )
+
+
+def test_people_moving_up_the_waitlist_are_told_at_ten_and_when_next_in_line(
+    logs: Logs,
+) -> None:
+    define(logs.registry, "fc", capacity=1, policy="first_come")
+    holder, *waiting = [submit_person(logs.registry, "fc", n) for n in range(1, 15)]
+    logs.settle()
+    positions = [f["position"] for p in waiting for k, f in logs.of(p) if k == "waitlisted"]
+    assert positions == list(range(1, 14))
+    # When the second in line withdraws, the eleventh becomes the tenth (and is told)
+    _withdraw(logs.registry, waiting[1])
+    logs.settle()
+    assert _moved_up(logs, waiting) == {waiting[10]: [10]}
+    # When the first in line withdraws and, in the same batch, the holder gives up the place:
+    # the third moves up to first and is invited at once, so only the invitation is sent
+    _withdraw(logs.registry, waiting[0])
+    _withdraw(logs.registry, holder)
+    logs.settle()
+    assert [k for k, _ in logs.of(waiting[2])][-1] == "invitation"
+    assert _moved_up(logs, waiting) == {
+        waiting[10]: [10],  # and now 8: told once
+        waiting[11]: [10],
+        waiting[12]: [10],
+        waiting[3]: [1],  # next in line after the invitation
+    }
+
+
+def test_a_withdrawal_behind_someone_does_not_move_them(logs: Logs) -> None:
+    define(logs.registry, "fc", capacity=1, policy="first_come")
+    _, *waiting = [submit_person(logs.registry, "fc", n) for n in range(1, 4)]
+    logs.settle()
+    _withdraw(logs.registry, waiting[1])  # the second of two: nobody is behind
+    logs.settle()
+    assert _moved_up(logs, waiting) == {}
+
+
+def test_notices_started_before_positions_were_kept_tell_nobody_they_moved_up() -> None:
+    state: dict[str, Any] = {"ledger_id": None, "policy": "first_come"}
+    IntakeNotices.Started.upcast_v1_v2(state)
+    assert state["tracks_waitlist"] is False
+    notices = IntakeNotices(ledger_id=uuid4(), policy="first_come", tracks_waitlist=False)
+    assert notices.stop_waiting(uuid4()) == []
+
+
+def _moved_up(logs: Logs, cases: list[UUID]) -> dict[UUID, list[int]]:
+    found: dict[UUID, list[int]] = {}
+    for case_id in cases:
+        reached = [f["position"] for k, f in logs.of(case_id) if k == "moved_up"]
+        if reached:
+            found[case_id] = reached
+    return found
 
 
 def test_replaying_the_logs_into_a_new_notifier_gives_the_same_messages_with_the_same_ids(
