@@ -14,6 +14,7 @@ from domain.values import (
     DEFAULT_CASE_DOCUMENT_BYTES,
     DEFAULT_CHECKLIST,
     DEFAULT_SECTIONS,
+    DEFAULT_TIME_ZONE,
     ChecklistItem,
     DrawMode,
     IntakeStatus,
@@ -27,6 +28,7 @@ class Intake(Aggregate):
     """One round of a program: a fixed number of places, a window, and how places are allocated."""
 
     seed = ""  # a legacy lottery's, revealed at the close (a class default: older snapshots)
+    time_zone = DEFAULT_TIME_ZONE  # likewise: snapshots taken before intakes named a zone
 
     class Defined(Aggregate.Created):
         code: str
@@ -48,8 +50,10 @@ class Intake(Aggregate):
         # registering, per language) and what happens to reserved places nobody took.
         pool_labels: dict[str, dict[str, str]]
         unused_reserved: str
+        # Version 4: the zone (IANA name) the intake's times are shown in to people.
+        time_zone: str
 
-        class_version = 3
+        class_version = 4
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -64,6 +68,11 @@ class Intake(Aggregate):
             places stay reserved (what the allocator did then)."""
             state["pool_labels"] = {name: default_pool_label(name) for name in state["pools"]}
             state["unused_reserved"] = UnusedReserved.KEPT.value
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            """Intakes defined before they named a zone show their times in the default one."""
+            state["time_zone"] = DEFAULT_TIME_ZONE
 
     class Opened(Aggregate.Event):
         actor: str
@@ -129,8 +138,10 @@ class Intake(Aggregate):
         case_document_bytes: int,
         pool_labels: dict[str, dict[str, str]],
         unused_reserved: str,
+        time_zone: str,
     ) -> None:
         self.code = code
+        self.time_zone = time_zone
         self.pool_labels = {name: dict(label) for name, label in pool_labels.items()}
         self.unused_reserved = UnusedReserved(unused_reserved)
         self.checklist = tuple(ChecklistItem.from_dict(item) for item in checklist)

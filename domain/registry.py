@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import available_timezones
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
@@ -62,6 +63,7 @@ from domain.values import (
     DEFAULT_CASE_DOCUMENT_BYTES,
     DEFAULT_CHECKLIST,
     DEFAULT_SECTIONS,
+    DEFAULT_TIME_ZONE,
     DOCUMENT_TYPES,
     GENERAL_POOL,
     LANGUAGES,
@@ -169,12 +171,15 @@ class Registry(Application[UUID]):
         case_document_bytes: int = DEFAULT_CASE_DOCUMENT_BYTES,
         pool_labels: Mapping[str, Mapping[str, str]] | None = None,
         unused_reserved: UnusedReserved | str = UnusedReserved.TO_GENERAL,
+        time_zone: str = DEFAULT_TIME_ZONE,
         actor: str,
     ) -> UUID:
         """Record a new intake. `waitlist_length` 0 means no limit; `pools` reserve places out
         of `capacity`, `pool_labels` say who qualifies ({pool: {"en": ..., "fr": ...}}, what the
         applicant declares), `unused_reserved` what becomes of places a pool leaves unused;
-        `checklist` and `sections` are what invited applicants upload and complete."""
+        `checklist` and `sections` are what invited applicants upload and complete; `time_zone`
+        (an IANA name) is the zone its times are shown in."""
+        _check_time_zone(time_zone)
         pools = dict(pools or {})
         labels = _pool_labels(pools, pool_labels or {})
         if unused_reserved not in {u.value for u in UnusedReserved}:
@@ -220,6 +225,7 @@ class Registry(Application[UUID]):
             case_document_bytes=case_document_bytes,
             pool_labels=labels,
             unused_reserved=UnusedReserved(unused_reserved).value,
+            time_zone=time_zone,
         )
         for _ in range(_CONFLICT_ATTEMPTS):
             catalog = self._catalog()
@@ -752,6 +758,15 @@ def _check_stage_two(
         raise InvalidValue("case_document_bytes", "must be at least 1")
 
 
+def _check_time_zone(name: str) -> None:
+    """An IANA zone the standard library knows (`America/Toronto`), not an abbreviation or offset."""
+    if name not in available_timezones():
+        raise InvalidValue(
+            "time_zone",
+            f"{name!r} is not a time zone; give an IANA name such as {DEFAULT_TIME_ZONE}",
+        )
+
+
 def _intake_view(intake: Intake) -> IntakeView:
     return IntakeView(
         id=intake.id,
@@ -777,6 +792,7 @@ def _intake_view(intake: Intake) -> IntakeView:
         draw=dict(intake.draw),
         draw_inputs=dict(intake.draw_inputs),
         closed_at=intake.closed_at,
+        time_zone=intake.time_zone,
     )
 
 

@@ -163,6 +163,7 @@ class IntakeView:
     draw: dict[str, Any] = field(default_factory=dict)  # fixed at opening (Intake.Opened.draw)
     draw_inputs: dict[str, Any] = field(default_factory=dict)  # recorded after the close
     closed_at: datetime | None = None  # when Intake.Closed was recorded
+    time_zone: str = DEFAULT_TIME_ZONE  # IANA name: the zone the intake's times are shown in
 
     def pool_label(self, pool: str, language: str) -> str:
         label = self.pool_labels.get(pool) or default_pool_label(pool)

@@ -22,7 +22,15 @@ from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError,
 from domain.ledger import ledger_id
 from domain.notifications import Notifications
 from domain.registry import NO_BEACON, Registry
-from domain.values import LANGUAGES, DrawMode, IntakeStatus, IntakeView, Policy, UnusedReserved
+from domain.values import (
+    DEFAULT_TIME_ZONE,
+    LANGUAGES,
+    DrawMode,
+    IntakeStatus,
+    IntakeView,
+    Policy,
+    UnusedReserved,
+)
 from projections.persistence import application_env
 from projections.runner import catch_up
 from projections.views import migrate
@@ -153,6 +161,14 @@ def _when(value: str | None, option: str) -> datetime | None:
     "--checklist",
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML or JSON file: documents, sections and limits of stage two (default: the pilot's)",
+)
+@click.option(
+    "--time-zone",
+    default=DEFAULT_TIME_ZONE,
+    show_default=True,
+    metavar="ZONE",
+    help="IANA name of the zone the intake's times are shown in to applicants and officers,"
+    " e.g. America/Vancouver",
 )
 def intake_create(
     pools: tuple[str, ...],
@@ -297,7 +313,7 @@ def intake_list() -> None:
         for i in intakes:
             click.echo(
                 f"{i.code:<20} {i.status.value:<8} {i.policy.value:<10} "
-                f"capacity {i.capacity:<6} {i.name}"
+                f"capacity {i.capacity:<6} {i.time_zone:<20} {i.name}"
             )
 
 

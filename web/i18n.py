@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
 
 from flask import Flask, Response, after_this_request, current_app, request, session
+from flask_babel import get_locale
 
-from domain.values import LANGUAGES
+from domain.values import DEFAULT_TIME_ZONE, LANGUAGES
 from web.staff_auth import LANG_COOKIE, is_staff_path
+from web.times import local_time
 
 STAFF_LANG_DAYS = 365
 
@@ -56,6 +60,18 @@ def _staff_language_cookie(language: str) -> Callable[[Response], Response]:
     return remember
 
 
+def local_time_filter(
+    moment: datetime, zone: str, width: Literal["short", "medium", "long"] = "medium"
+) -> str:
+    """`{{ case.submitted_at|local_time(case.intake.time_zone) }}`: the time in that zone, in
+    the page's language, the zone named (`default_time_zone` where no intake is concerned)."""
+    locale = get_locale()
+    return local_time(moment, zone, locale.language if locale else LANGUAGES[0], width)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_remember_choice)
-    app.context_processor(lambda: {"lang": current_language()})
+    app.context_processor(
+        lambda: {"lang": current_language(), "default_time_zone": DEFAULT_TIME_ZONE}
+    )
+    app.add_template_filter(local_time_filter, "local_time")

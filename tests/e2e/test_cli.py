@@ -65,6 +65,10 @@ def test_intakes_are_created_opened_listed_and_closed(run):
         (["--code", "ok-1", "--name", "N", "--capacity", "5", "--pool", "vip"], "--pool"),
         (["--code", "ok-1", "--name", "N", "--capacity", "5", "--pool", "vip=5"], "--pool"),
         (["--code", "ok-1", "--name", "N", "--capacity", "5", "--policy", "fastest"], "--policy"),
+        (
+            ["--code", "ok-1", "--name", "N", "--capacity", "5", "--time-zone", "EST+5"],
+            "--time-zone",
+        ),
     ],
 )
 def test_bad_intake_options_get_an_error_naming_the_option(run, args, named):
@@ -73,6 +77,45 @@ def test_bad_intake_options_get_an_error_naming_the_option(run, args, named):
     assert named in refused.output
     assert "Traceback" not in refused.output
     assert "no intakes defined" in run("intake", "list").output
+
+
+def test_an_intake_is_created_in_the_time_zone_given_and_a_bad_zone_is_named(run):
+    refused = run(
+        "intake",
+        "create",
+        "--code",
+        "west",
+        "--name",
+        "W",
+        "--capacity",
+        "5",
+        "--time-zone",
+        "Canada/Nowhere",
+    )
+    assert refused.exit_code == 2
+    assert "--time-zone" in refused.output
+    assert "'Canada/Nowhere' is not a time zone" in refused.output
+    assert "Traceback" not in refused.output
+
+    created = run(
+        "intake",
+        "create",
+        "--code",
+        "west",
+        "--name",
+        "W",
+        "--capacity",
+        "5",
+        "--time-zone",
+        "America/Vancouver",
+    )
+    assert created.exit_code == 0, created.output
+    assert (
+        run("intake", "create", "--code", "east", "--name", "E", "--capacity", "5").exit_code == 0
+    )
+    listed = {line.split()[0]: line for line in run("intake", "list").output.splitlines()}
+    assert "America/Vancouver" in listed["west"]
+    assert "America/Toronto" in listed["east"]
 
 
 def test_unknown_intake_is_a_one_line_error(run):

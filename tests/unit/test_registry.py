@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain import errors
 from domain.case import Case
+from domain.intake import Intake
 from domain.registry import Registry
-from domain.values import CaseStatus, IntakeStatus
+from domain.values import DEFAULT_TIME_ZONE, CaseStatus, IntakeStatus
 from tests.conftest import SECRET, about_you
 
 CONTACT = {"email": "maria@example.org", "phone": "+63 917 123 4567", "country_of_residence": "CA"}
@@ -271,6 +273,9 @@ def test_intakes_are_listed_in_the_order_defined_and_follow_their_lifecycle(regi
         ),
         ("document_deadline_days", {"document_deadline_days": 0}),
         ("waitlist_length", {"waitlist_length": -1}),
+        ("time_zone", {"time_zone": "Mars/Olympus_Mons"}),
+        ("time_zone", {"time_zone": "-05:00"}),
+        ("time_zone", {"time_zone": ""}),
     ],
 )
 def test_bad_intake_definitions_name_the_field(registry, field, changes):
@@ -286,3 +291,59 @@ def test_bad_intake_definitions_name_the_field(registry, field, changes):
     with pytest.raises(errors.InvalidValue) as invalid:
         registry.define_intake(**definition)
     assert invalid.value.field == field
+
+
+def test_an_intake_records_the_time_zone_it_is_defined_with(registry):
+    registry.define_intake(
+        code="west",
+        name="West",
+        stream="",
+        capacity=5,
+        policy="first_come",
+        time_zone="America/Vancouver",
+        actor="t",
+    )
+    assert registry.get_intake("west").time_zone == "America/Vancouver"
+    assert {i.code: i.time_zone for i in registry.list_intakes()}["west"] == "America/Vancouver"
+    assert registry.get_intake("test").time_zone == DEFAULT_TIME_ZONE == "America/Toronto"
+
+
+def test_a_bad_time_zone_is_refused_naming_the_zone_and_records_nothing(registry):
+    before = registry.recorder.max_notification_id()
+    with pytest.raises(errors.InvalidValue) as invalid:
+        registry.define_intake(
+            code="nowhere",
+            name="Nowhere",
+            stream="",
+            capacity=5,
+            policy="first_come",
+            time_zone="Europe/Atlantis",
+            actor="t",
+        )
+    assert invalid.value.field == "time_zone"
+    assert "'Europe/Atlantis' is not a time zone" in str(invalid.value)
+    assert registry.recorder.max_notification_id() == before
+
+
+def test_an_intake_defined_before_intakes_named_a_zone_reads_with_the_default_zone(registry):
+    intake_id = registry.define_intake(
+        code="v3", name="V3", stream="", capacity=3, policy="first_come", actor="t"
+    )
+    (defined,) = [e for e in registry.events.get(intake_id) if isinstance(e, Intake.Defined)]
+    stored = registry.mapper.to_stored_event(defined)
+    state = json.loads(stored.state)
+    del state["time_zone"]
+    state["class_version"] = 3  # as version 3 wrote it
+    old = type(stored)(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=json.dumps(state).encode(),
+    )
+
+    upcast = registry.mapper.to_domain_event(old)
+
+    assert isinstance(upcast, Intake.Defined)
+    assert upcast.time_zone == DEFAULT_TIME_ZONE
+    assert upcast.pool_labels == defined.pool_labels  # v3's fields are left as they were
+    assert upcast.unused_reserved == defined.unused_reserved
