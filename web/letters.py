@@ -21,7 +21,7 @@ from babel.dates import format_datetime
 from domain.identity import recovery_token
 from domain.mailer import message_id_header
 from domain.notifications import Kind, Message
-from domain.values import DEFAULT_TIME_ZONE, LANGUAGES, CaseView
+from domain.values import LANGUAGES, CaseView
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 DATE_PATTERNS = {
@@ -226,7 +226,8 @@ class Letters:
         }
         for name, fact in (("deadline", "deadline"), ("expires", "expires_at")):
             if fact in message.facts:
-                values[name] = _when(datetime.fromisoformat(message.facts[fact]), language)
+                moment = datetime.fromisoformat(message.facts[fact])
+                values[name] = _when(moment, language, case.intake.time_zone)
         return values
 
     def _link(self, message: Message, case: CaseView, language: str) -> tuple[str, str]:
@@ -236,7 +237,8 @@ class Letters:
         return SIGN_IN, f"{self.public_url}/sign-in?lang={language}"
 
 
-def _when(moment: datetime, language: str) -> str:
-    """A time in the intake's zone (the default zone until intakes name one), zone named."""
-    zone = ZoneInfo(DEFAULT_TIME_ZONE)
-    return format_datetime(moment, DATE_PATTERNS[language], tzinfo=zone, locale=LOCALES[language])
+def _when(moment: datetime, language: str, zone: str) -> str:
+    """A time in the intake's zone, the zone named."""
+    return format_datetime(
+        moment, DATE_PATTERNS[language], tzinfo=ZoneInfo(zone), locale=LOCALES[language]
+    )
