@@ -107,6 +107,7 @@ def intake_json(intake: IntakeView) -> dict[str, Any]:
         "status": intake.status.value,
         "opens_at": intake.opens_at.isoformat() if intake.opens_at else None,
         "closes_at": intake.closes_at.isoformat() if intake.closes_at else None,
+        "time_zone": intake.time_zone,
         "document_deadline_days": intake.document_deadline_days,
         "pools": pools_json(intake),
         "unused_reserved": intake.unused_reserved.value,

@@ -15,7 +15,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
@@ -37,7 +36,7 @@ from web.auth import sign_in_session, signed_in_case_id
 from web.errors import describe
 from web.extensions import limiter
 from web.forms import STEP_FIELDS, STEP_TITLES, choices, display
-from web.i18n import current_language
+from web.i18n import current_language, local_time_filter
 from web.schemas import (
     STEP_SCHEMAS,
     AnswerSchema,
@@ -424,9 +423,9 @@ def _already_sent(case: CaseView) -> str | None:
     if request.args.get("already") != "1" or case.submitted_at is None:
         return None
     return _(
-        "Your registration was already submitted on %(when)s UTC. It can no longer be changed "
+        "Your registration was already submitted on %(when)s. It can no longer be changed "
         "or sent again.",
-        when=format_datetime(case.submitted_at, "medium"),
+        when=local_time_filter(case.submitted_at, case.intake.time_zone),
     )
 
 

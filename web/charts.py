@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
@@ -58,12 +59,20 @@ def _frame(
     return Markup("".join(parts))  # noqa: S704 - built from numbers and escaped text only
 
 
-def _label(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")
+def minute_label(at: datetime, zone: str) -> str:
+    """The wall-clock minute in `zone`; the page names the zone beside the chart."""
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)  # the read models keep UTC
+    return aware.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
 def held_against_capacity(
-    points: Sequence[Point], capacity: int, *, title: str, description: str, limit_label: str
+    points: Sequence[Point],
+    capacity: int,
+    *,
+    title: str,
+    description: str,
+    limit_label: str,
+    zone: str = "UTC",
 ) -> Markup:
     """A step line of places held over time, under a dashed line at the capacity."""
     y_max = max([capacity, *(p.value for p in points)], default=1) or 1
@@ -89,12 +98,12 @@ def held_against_capacity(
         body.append(
             f'<polyline points="{" ".join(coords)}" fill="none" stroke="#1d70b8" stroke-width="3"/>'
         )
-    first = _label(points[0].at) if points else ""
-    last = _label(points[-1].at) if points else ""
+    first = minute_label(points[0].at, zone) if points else ""
+    last = minute_label(points[-1].at, zone) if points else ""
     return _frame(title, description, body, y_max, first, last)
 
 
-def bars(points: Sequence[Point], *, title: str, description: str) -> Markup:
+def bars(points: Sequence[Point], *, title: str, description: str, zone: str = "UTC") -> Markup:
     """Bars of a count per period; more than MAX_BARS periods are summed into wider bars."""
     grouped = _group(points)
     y_max = max((p.value for p in grouped), default=0) or 1
@@ -107,10 +116,10 @@ def bars(points: Sequence[Point], *, title: str, description: str) -> Markup:
             body.append(
                 f'<rect x="{LEFT + index * slot + 1:.1f}" y="{y:.1f}" '
                 f'width="{max(slot - 2, 1):.1f}" height="{plot_bottom - y:.1f}" fill="#00703c">'
-                f"<title>{escape(_label(point.at))}: {point.value:,}</title></rect>"
+                f"<title>{escape(minute_label(point.at, zone))}: {point.value:,}</title></rect>"
             )
-    first = _label(grouped[0].at) if grouped else ""
-    last = _label(grouped[-1].at) if grouped else ""
+    first = minute_label(grouped[0].at, zone) if grouped else ""
+    last = minute_label(grouped[-1].at, zone) if grouped else ""
     return _frame(title, description, body, y_max, first, last)
 
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 import click
 from eventsourcing.persistence import PersistenceError
@@ -37,6 +38,7 @@ from projections.views import migrate
 from web import create_app
 from web.checklists import ChecklistFileError, read_checklist
 from web.settings import Settings
+from web.times import WallClockError, wall_clock
 
 OPERATOR = "operator:cli"
 DEMO_CODE = "demo"
@@ -113,7 +115,8 @@ def intake() -> None:
     """Define, open, close and list intakes."""
 
 
-def _when(value: str | None, option: str) -> datetime | None:
+def _when(value: str | None, option: str, zone: str) -> datetime | None:
+    """An ISO date-time; without an offset, a wall-clock time in the intake's zone."""
     if value is None:
         return None
     try:
@@ -122,7 +125,22 @@ def _when(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(
             f"{value!r} is not an ISO date-time like 2025-03-31T13:00", param_hint=option
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo:
+        return parsed.astimezone(UTC)
+    try:
+        return wall_clock(parsed, zone).astimezone(UTC)  # stored times are UTC
+    except WallClockError as unclear:
+        raise click.BadParameter(str(unclear), param_hint=option) from None
+
+
+def _zone(name: str) -> str:
+    """The zone as the Registry checks it, so naive --opens-at/--closes-at can be read in it."""
+    if name not in available_timezones():
+        raise click.BadParameter(
+            f"{name!r} is not a time zone; give an IANA name such as {DEFAULT_TIME_ZONE}",
+            param_hint="--time-zone",
+        )
+    return name
 
 
 @intake.command("create")
@@ -131,8 +149,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 @click.option("--stream", default="", help="Program stream, e.g. 'outside Canada'")
 @click.option("--capacity", type=int, required=True)
 @click.option("--policy", type=click.Choice([p.value for p in Policy]), default="first_come")
-@click.option("--opens-at", help="ISO date-time (UTC if no offset)")
-@click.option("--closes-at", help="ISO date-time (UTC if no offset)")
+@click.option("--opens-at", help="ISO date-time; without an offset, in --time-zone")
+@click.option("--closes-at", help="ISO date-time; without an offset, in --time-zone")
 @click.option("--document-deadline-days", type=int, default=28, show_default=True)
 @click.option("--waitlist-length", type=int, default=0, show_default=True, help="0: no limit")
 @click.option(
@@ -205,8 +223,9 @@ def intake_create(
             sections=stage_two.sections,
             case_document_bytes=stage_two.case_document_bytes,
         )
-    opens_at = _when(options.pop("opens_at"), "--opens-at")
-    closes_at = _when(options.pop("closes_at"), "--closes-at")
+    zone = _zone(options["time_zone"])
+    opens_at = _when(options.pop("opens_at"), "--opens-at", zone)
+    closes_at = _when(options.pop("closes_at"), "--closes-at", zone)
     with registry() as built:
         built.define_intake(opens_at=opens_at, closes_at=closes_at, actor=OPERATOR, **options)
         click.echo(f"defined intake {options['code']}")

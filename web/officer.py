@@ -82,6 +82,7 @@ from web.officer_schemas import (
 from web.schemas import flatten, shared
 from web.sections import SECTION_FIELDS, SECTION_TITLES, section_display
 from web.staff_auth import current_staff, protect, require_staff
+from web.times import zone_name
 
 bp = Blueprint("officer", __name__, url_prefix="/staff")
 protect(bp)
@@ -200,6 +201,8 @@ def board() -> Any:
     series = queries().series(chosen.id)
     held = [charts.Point(m.minute, m.held) for m in series]
     registered = [charts.Point(m.minute, m.registered) for m in series]
+    zone = chosen.time_zone
+    named = zone_name(zone, current_language())
     return render_template(
         "officer/board.html",
         intakes=intakes,
@@ -208,17 +211,24 @@ def board() -> Any:
         metrics=[m for m in summary.metrics if m != "entered" or chosen.policy.value == "lottery"],
         lag=_lag(),
         series=series,
+        minutes=[(charts.minute_label(m.minute, zone), m) for m in series[-60:]],
+        zone_name=named,
         held_chart=charts.held_against_capacity(
             held,
             chosen.capacity,
             title=_("Places held against capacity"),
-            description=_("Places held at the end of each minute; the dashed line is capacity."),
+            description=_(
+                "Places held at the end of each minute (%(zone)s); the dashed line is capacity.",
+                zone=named,
+            ),
             limit_label=_("Capacity"),
+            zone=zone,
         ),
         registrations_chart=charts.bars(
             registered,
             title=_("Registrations per minute"),
-            description=_("Cases registered in each minute (UTC)."),
+            description=_("Cases registered in each minute (%(zone)s).", zone=named),
+            zone=zone,
         ),
     )
 

@@ -132,6 +132,16 @@ def build_spec() -> dict[str, Any]:
             "properties": {
                 **{k: {"type": "string"} for k in ("code", "name", "stream", "policy", "status")},
                 "capacity": {"type": "integer"},
+                **{
+                    k: {"type": "string", "format": "date-time", "nullable": True}
+                    for k in ("opens_at", "closes_at")
+                },
+                "time_zone": {
+                    "type": "string",
+                    "description": "The IANA zone the intake's times are shown in on its pages "
+                    "and in its emails; times in the API are ISO 8601 with an offset.",
+                    "example": "America/Toronto",
+                },
                 "pools": {
                     "type": "array",
                     "description": "Reserved pools in name order, then the general pool "

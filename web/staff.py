@@ -7,17 +7,17 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
 from domain import errors as domain
 from domain.staff import Staff
-from domain.values import StaffRole, StaffView
+from domain.values import DEFAULT_TIME_ZONE, StaffRole, StaffView
 from web.credentials import WebCredentials
 from web.errors import describe
 from web.extensions import limiter
+from web.i18n import local_time_filter
 from web.schemas import flatten, shared
 from web.staff_auth import (
     clear_session_cookie,
@@ -82,8 +82,8 @@ def sign_in() -> Any:
     try:
         signed = staff_app().sign_in(form["email"], form["password"], form["code"])
     except domain.StaffLockedOut as locked:
-        until = format_datetime(locked.until, "short")  # type: ignore[arg-type]
-        message = _("This account is locked after too many failed sign-ins until %(until)s UTC.")
+        until = local_time_filter(locked.until, DEFAULT_TIME_ZONE, "short")  # type: ignore[arg-type]
+        message = _("This account is locked after too many failed sign-ins until %(until)s.")
         return _sign_in_page({}, failure=message % {"until": until}, email=form["email"]), 423
     except domain.StaffSignInFailed as failed:
         return _sign_in_page({}, failure=describe(failed)[1], email=form["email"]), 401

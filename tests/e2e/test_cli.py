@@ -118,6 +118,53 @@ def test_an_intake_is_created_in_the_time_zone_given_and_a_bad_zone_is_named(run
     assert "America/Toronto" in listed["east"]
 
 
+def opening(env, code):
+    registry = registry_for(env)
+    try:
+        return registry.get_intake(code).opens_at
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "utc"),
+    [
+        ("2099-01-15T09:00", "2099-01-15T17:00:00+00:00"),  # 09:00 PST
+        ("2099-07-15T09:00", "2099-07-15T16:00:00+00:00"),  # 09:00 PDT
+        ("2099-07-15T09:00+00:00", "2099-07-15T09:00:00+00:00"),  # an offset is taken as given
+    ],
+)
+def test_opens_at_without_an_offset_is_read_in_the_intakes_zone(run, sqlite_env, given, utc):
+    created = run(
+        "intake",
+        "create",
+        *("--code", "west", "--name", "W", "--capacity", "5"),
+        *("--time-zone", "America/Vancouver", "--opens-at", given),
+    )
+    assert created.exit_code == 0, created.output
+    assert opening(sqlite_env, "west").isoformat() == utc
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("2099-03-08T02:30", "does not exist in America/Vancouver"),
+        ("2099-11-01T01:30", "happens twice in America/Vancouver"),
+    ],
+)
+def test_a_local_time_a_dst_change_skips_or_repeats_is_refused(run, given, said):
+    refused = run(
+        "intake",
+        "create",
+        *("--code", "west", "--name", "W", "--capacity", "5"),
+        *("--time-zone", "America/Vancouver", "--opens-at", given),
+    )
+    assert refused.exit_code == 2
+    assert "--opens-at" in refused.output
+    assert said in refused.output
+    assert "no intakes defined" in run("intake", "list").output
+
+
 def test_unknown_intake_is_a_one_line_error(run):
     refused = run("intake", "open", "nope")
     assert refused.exit_code == 1

@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.dates import format_datetime
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from bs4 import BeautifulSoup
 
+from domain.values import DEFAULT_TIME_ZONE
 from tests.conftest import CONTACT, ELIGIBILITY, about_you, make_app
 from tests.forms import hidden_fields, post_form, text_of
 from web.countries import country_name, country_names
+from web.times import local_time
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "web" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
@@ -404,8 +405,8 @@ def walks(tmp_path_factory: Any, french_catalogue: None) -> Iterator[dict[str, W
 
 
 def proper_nouns() -> set[str]:
-    """Text that is the same in both languages on purpose: the brand, intakes, UTC, countries."""
-    nouns = {"carepath", "UTC", "Test intake", "outside"}
+    """Text that is the same in both languages on purpose: the brand, intakes, countries."""
+    nouns = {"carepath", "Test intake", "outside"}
     nouns |= {LATER["name"], LATER["stream"]}
     for code in ("PH", "CA"):
         nouns |= {country_name(code, "en"), country_name(code, "fr")}
@@ -503,11 +504,15 @@ def test_french_page_is_in_french_with_no_english_left(
 def test_dates_and_country_names_follow_the_language(walks: dict[str, Walk]) -> None:
     english = normalise(walks["en"].pages["index"])
     french = normalise(walks["fr"].pages["index"])
-    assert normalise(format_datetime(CLOSES_AT, "medium", tzinfo=UTC, locale="en")) in english
+    # in the intake's zone (the default, Toronto), the zone named in the page's language
+    assert f"Closes {normalise(local_time(CLOSES_AT, DEFAULT_TIME_ZONE, 'en'))}" in english
+    assert "Eastern Standard Time" in english
     assert (
-        f"Date de clôture : {normalise(format_datetime(CLOSES_AT, 'medium', tzinfo=UTC, locale='fr'))}"
-        " UTC" in french
+        f"Date de clôture : {normalise(local_time(CLOSES_AT, DEFAULT_TIME_ZONE, 'fr'))}" in french
     )
+    assert "heure normale de l’Est" in french
+    assert "UTC" not in english
+    assert "UTC" not in french
 
     for way in ("fr", "fr-browser"):
         soup = BeautifulSoup(walks[way].pages["register"], "html.parser")
