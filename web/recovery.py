@@ -25,7 +25,7 @@ from flask_limiter.util import get_remote_address
 from domain import errors as domain
 from domain.recovery import Recovery
 from web.applicant import new_key, parse
-from web.auth import sign_in_session, signed_in_case_id
+from web.auth import end_sessions_before_now, sign_in_session, signed_in_case_id
 from web.errors import describe
 from web.extensions import limiter
 from web.forms import Field, choices
@@ -150,6 +150,8 @@ def follow(token: str) -> Any:
     except domain.RecoveryLinkInvalid as refused:
         status, message = describe(refused)
         return render_template("recover_refused.html", message=message), status
+    if not done.replayed:  # a retry of the same reset keeps the session its first try opened
+        end_sessions_before_now(done.case_id)
     sign_in_session(done.case_id)
     # Shown on the next page (and again on a reload) until the applicant moves on.
     session["credentials"] = {"reference": done.reference, "access_code": done.access_code}
