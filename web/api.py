@@ -17,7 +17,7 @@ from web.extensions import limiter
 from web.i18n import current_language
 from web.openapi import build_spec
 from web.public import draw_record
-from web.recovery import details, per_address, per_case, recovery
+from web.recovery import per_address, per_case, recovery, request_link
 from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
@@ -225,7 +225,7 @@ def sign_in() -> Response:
 def ask_recovery() -> tuple[Response, int]:
     """A recovery link by email; the same answer whether or not the details matched."""
     form = body(shared(ApiRecoverySchema))
-    recovery().request(**details(form), language=current_language())
+    request_link(form)
     minutes = int(recovery().link_lifetime.total_seconds() // 60)
     message = _(
         "If these details match an application, we have sent a link to the email address it "

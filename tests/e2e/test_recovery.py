@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -556,3 +557,68 @@ def test_sessions_kept_in_redis_end_at_a_new_code_too(sqlite_env):
         assert phone.get("/api/v1/case").status_code == 200
     finally:
         registry_of(app).close()
+
+
+@pytest.fixture
+def floored(tmp_path):
+    """A floor of 200 ms, and a record of what the pages asked to sleep (then slept)."""
+    env = {"CAREPATH_DATA_DIR": str(tmp_path / "floored"), "CAREPATH_SECRET": "f" * 40}
+    app = make_app(env, RECOVERY_FLOOR_SECONDS=0.2)
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        time.sleep(seconds)
+
+    app.extensions["carepath.sleep"] = sleep
+    yield app, asked
+    registry_of(app).close()
+
+
+def test_a_match_and_a_miss_take_at_least_the_floor_on_the_page_and_the_api(floored):
+    app, asked = floored
+    person = register(app)
+    events = registry_of(app).recorder.max_notification_id()
+    tries = {
+        "page, match": lambda c: ask(c, {"reference": person["reference"], "date_of_birth": BIRTH}),
+        "page, miss": lambda c: ask(
+            c, {"reference": person["reference"], "date_of_birth": "1990-01-01"}
+        ),
+        "api, match": lambda c: c.post(
+            "/api/v1/recovery", json={"reference": person["reference"], "date_of_birth": BIRTH}
+        ),
+        "api, miss": lambda c: c.post(
+            "/api/v1/recovery",
+            json={"reference": person["reference"], "date_of_birth": "1990-01-01"},
+        ),
+    }
+    for name, attempt in tries.items():
+        client = app.test_client()
+        client.get("/recover")  # the form's GET is not padded: only the lookup is
+        before = len(asked)
+        started = time.monotonic()
+        response = attempt(client)
+        took = time.monotonic() - started
+        assert response.status_code in {202, 303}, (name, response.text)
+        assert took >= 0.2, (name, took)
+        assert len(asked) == before + 1, name
+        assert 0 < asked[-1] <= 0.2, (name, asked[-1])
+    assert registry_of(app).recorder.max_notification_id() == events + 2  # the two matches
+
+
+def test_refused_details_are_not_padded_and_no_floor_sleeps_nothing(floored, app):
+    floor_app, asked = floored
+    refused = ask(floor_app.test_client(), {"reference": "", "date_of_birth": BIRTH})
+    assert refused.status_code == 422
+    assert asked == []
+
+    slept: list[float] = []
+    app.extensions["carepath.sleep"] = slept.append
+    person = register(app)
+    assert (
+        ask(
+            app.test_client(), {"reference": person["reference"], "date_of_birth": BIRTH}
+        ).status_code
+        == 303
+    )
+    assert slept == []  # the test app's floor is 0
