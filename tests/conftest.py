@@ -192,7 +192,10 @@ def make_app(env: dict[str, str], *, capacity: int = 10, **config: Any) -> Any:
         setup.open_intake("test", actor="test")
     finally:
         setup.close()
-    return create_app({"ENV": env, "RATELIMIT_ENABLED": False, **config})
+    # no recovery timing floor (web/recovery.py) unless a test asks for one
+    return create_app(
+        {"ENV": env, "RATELIMIT_ENABLED": False, "RECOVERY_FLOOR_SECONDS": 0, **config}
+    )
 
 
 @pytest.fixture

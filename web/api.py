@@ -12,12 +12,12 @@ from domain.documents import Documents, StageTwo
 from domain.registry import Registry
 from domain.values import GENERAL_POOL, STEPS, CaseView, IntakeStatus, IntakeView, Outcome
 from projections.allocation import Allocation, AllocationQueries, ReadModelUnavailable
-from web.auth import sign_in_session, signed_in_case_id
+from web.auth import end_sessions_before_now, sign_in_session, signed_in_case_id
 from web.extensions import limiter
 from web.i18n import current_language
 from web.openapi import build_spec
 from web.public import draw_record
-from web.recovery import details, per_address, per_case, recovery
+from web.recovery import per_address, per_case, recovery, request_link
 from web.schemas import (
     IDEMPOTENCY_KEY,
     STEP_SCHEMAS,
@@ -225,7 +225,7 @@ def sign_in() -> Response:
 def ask_recovery() -> tuple[Response, int]:
     """A recovery link by email; the same answer whether or not the details matched."""
     form = body(shared(ApiRecoverySchema))
-    recovery().request(**details(form), language=current_language())
+    request_link(form)
     minutes = int(recovery().link_lifetime.total_seconds() // 60)
     message = _(
         "If these details match an application, we have sent a link to the email address it "
@@ -242,6 +242,8 @@ def reset_access_code() -> Response:
     key = idempotency_key()
     form = body(shared(ApiRecoveryResetSchema))
     done = recovery().reset(form["token"], idempotency_key=key)
+    if not done.replayed:  # a retry of the same reset keeps the session its first try opened
+        end_sessions_before_now(done.case_id)
     sign_in_session(done.case_id)
     response = jsonify({"reference": done.reference, "access_code": done.access_code})
     response.headers["Idempotent-Replayed"] = "true" if done.replayed else "false"

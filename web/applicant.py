@@ -512,7 +512,9 @@ def withdraw() -> Any:
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNIN"], methods=["POST"])
 def sign_in() -> Any:
     if request.method == "GET":
-        return render_template("sign_in.html", errors={}, values={})
+        ended = request.args.get("ended") == "code_changed"
+        banner = _("Your access code was changed. Sign in with the new code.") if ended else None
+        return render_template("sign_in.html", errors={}, values={}, banner=banner)
     form, errors = parse(shared(SignInSchema), request.form.to_dict())
     if errors:
         return render_template("sign_in.html", errors=errors, values=request.form), 422

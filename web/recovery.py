@@ -7,6 +7,8 @@ until its button is pressed, because mail scanners open links.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -25,7 +27,7 @@ from flask_limiter.util import get_remote_address
 from domain import errors as domain
 from domain.recovery import Recovery
 from web.applicant import new_key, parse
-from web.auth import sign_in_session, signed_in_case_id
+from web.auth import end_sessions_before_now, sign_in_session, signed_in_case_id
 from web.errors import describe
 from web.extensions import limiter
 from web.forms import Field, choices
@@ -94,6 +96,19 @@ def case_rate_key() -> str:
     return "recovery-unnamed:" + get_remote_address()
 
 
+def request_link(form: dict[str, Any]) -> None:
+    """Ask the service for a link, answering no sooner than RECOVERY_FLOOR_SECONDS after the
+    request began: a match records an event and a miss does not, and the time that takes must
+    not tell an onlooker which it was. (While the lookup itself takes longer than the floor, the
+    difference shows: the floor is set well above the store's usual commit time.)"""
+    started = time.monotonic()
+    recovery().request(**details(form), language=current_language())
+    left = current_app.config["RECOVERY_FLOOR_SECONDS"] - (time.monotonic() - started)
+    if left > 0:
+        sleep: Callable[[float], None] = current_app.extensions.get("carepath.sleep", time.sleep)
+        sleep(left)
+
+
 def render_form(values: Any, errors: dict[str, list[str]], status: int = 200) -> tuple[str, int]:
     language = current_language()
     return render_template(
@@ -127,7 +142,7 @@ def ask() -> Any:
     form, errors = parse(shared(RecoverySchema), request.form.to_dict())
     if errors:
         return render_form(request.form, errors, 422)
-    recovery().request(**details(form), language=current_language())
+    request_link(form)
     return redirect(url_for(".sent"), 303)
 
 
@@ -150,6 +165,8 @@ def follow(token: str) -> Any:
     except domain.RecoveryLinkInvalid as refused:
         status, message = describe(refused)
         return render_template("recover_refused.html", message=message), status
+    if not done.replayed:  # a retry of the same reset keeps the session its first try opened
+        end_sessions_before_now(done.case_id)
     sign_in_session(done.case_id)
     # Shown on the next page (and again on a reload) until the applicant moves on.
     session["credentials"] = {"reference": done.reference, "access_code": done.access_code}

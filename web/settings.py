@@ -47,6 +47,7 @@ class Settings:
     ratelimit_recovery: str  # per client address
     ratelimit_recovery_case: str  # per case, from any address
     recovery_link_minutes: int
+    recovery_floor_seconds: float  # a recovery request answers no sooner, matched or not
     session_hours: int
     staff_session_hours: float
     max_in_flight: int
@@ -78,6 +79,7 @@ class Settings:
             ratelimit_recovery=environ.get("CAREPATH_RATELIMIT_RECOVERY", "10 per hour"),
             ratelimit_recovery_case=environ.get("CAREPATH_RATELIMIT_RECOVERY_CASE", "5 per hour"),
             recovery_link_minutes=int(environ.get("CAREPATH_RECOVERY_LINK_MINUTES", "30")),
+            recovery_floor_seconds=float(environ.get("CAREPATH_RECOVERY_FLOOR_MS", "300")) / 1000,
             session_hours=int(environ.get("CAREPATH_SESSION_HOURS", "8")),
             staff_session_hours=float(environ.get("CAREPATH_STAFF_SESSION_HOURS", "8")),
             max_in_flight=int(environ.get("CAREPATH_MAX_IN_FLIGHT", "32")),
@@ -169,6 +171,7 @@ class Settings:
             "RATELIMIT_STAFF_SIGNIN": self.ratelimit_staff_signin,
             "RATELIMIT_RECOVERY": self.ratelimit_recovery,
             "RATELIMIT_RECOVERY_CASE": self.ratelimit_recovery_case,
+            "RECOVERY_FLOOR_SECONDS": self.recovery_floor_seconds,
         }
         if self.redis_url:
             from redis import Redis

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.conftest import DESKTOP, PHONE
 from tests.browser.test_accessibility import axe_violations
 from tests.browser.test_journey_edges import shoot, shots  # noqa: F401 - shots is a fixture
 from tests.conftest import CONTACT, about_you
@@ -152,3 +153,48 @@ def test_a_lost_access_code_is_recovered_through_the_link(
     assert text["sign_in_failed"] in page.locator("main").inner_text()
     sign_in(page, live_server, reference, new_code)
     assert "/application/" in page.url
+
+
+def test_a_device_signed_in_with_the_old_code_is_signed_out_by_the_reset(
+    browser,
+    live_server,
+    shots,  # noqa: F811
+):
+    # given a person signed in in French on a shared computer, with the code they then lose
+    shared = browser.new_context(viewport=DESKTOP)
+    phone = browser.new_context(viewport=PHONE)
+    try:
+        computer = shared.new_page()
+        reference, old_code = register(computer, live_server, 42, "fr")
+        sign_in(computer, live_server, reference, old_code)
+        assert "/application/" in computer.url
+
+        # when they set a new code through the emailed link, on their phone
+        own = phone.new_page()
+        own.goto(live_server.url("/recover?lang=fr"))
+        own.fill("#reference", reference)
+        own.fill("#date_of_birth", "1985-04-27")
+        own.click("main button[type=submit]")
+        own.wait_for_url("**/recover/sent")
+        own.goto(link_for(live_server, reference))
+        own.click("main button[type=submit]")
+        own.wait_for_url("**/recover/done")
+
+        # then the shared computer's next page is sign-in, saying why, in French
+        computer.goto(live_server.url("/application/status"))
+        computer.wait_for_url("**/sign-in?ended=code_changed")
+        banner = computer.locator("#banner").inner_text()
+        assert "Votre code d’accès a été changé. Connectez-vous avec le nouveau code." in banner
+        checked(computer, shots, "session-ended-fr")
+        # (both fields look like fields: the reference one had no type, so no border)
+        heights = computer.locator("#reference, #access_code").evaluate_all(
+            "fields => fields.map(f => f.getBoundingClientRect().height)"
+        )
+        assert heights[0] == heights[1], heights
+        # and the phone that changed the code is still signed in
+        own.goto(live_server.url("/application/status"))
+        assert "/application/status" in own.url
+        assert own.locator("main h1").count() == 1
+    finally:
+        shared.close()
+        phone.close()

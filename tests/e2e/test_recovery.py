@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -438,3 +440,185 @@ def test_the_openapi_document_states_the_recovery_rules_across_fields(app):
     ]
     assert schema["properties"]["reference"]["maxLength"] == 20
     assert schema["properties"]["date_of_birth"]["format"] == "date"
+
+
+def signed_in_client(app: Any, reference: str, code: str, lang: str | None = None) -> Any:
+    client = app.test_client()
+    if lang:
+        client.get(f"/sign-in?lang={lang}")
+    signed = client.post("/api/v1/session", json={"reference": reference, "access_code": code})
+    assert signed.status_code == 200, signed.text
+    return client
+
+
+def reset_through_the_page(app: Any, client: Any, case_id: UUID) -> str:
+    """`client` follows a recovery link and sets a new code: the new code."""
+    app.extensions["carepath.recovery"].request(
+        reference=registry_of(app).get_case(case_id).reference,
+        date_of_birth=date(1985, 4, 27),
+        language="en",
+    )
+    link = link_of(app, case_id)
+    reset = client.post(link, data=hidden_fields(client.get(link).text))
+    assert reset.status_code == 303, reset.text
+    return text_of(client.get(reset.headers["Location"]).text, "access-code")
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "Your access code was changed. Sign in with the new code."),
+        ("fr", "Votre code d’accès a été changé. Connectez-vous avec le nouveau code."),
+    ],
+)
+def test_a_new_access_code_ends_every_session_opened_with_the_old_one(app, lang, message):
+    # given a person signed in on a shared device (pages) and by a script (API), with the old code
+    person = register(app)
+    shared_device = signed_in_client(app, person["reference"], person["access_code"], lang)
+    script = signed_in_client(app, person["reference"], person["access_code"])
+    assert shared_device.get("/application/status").status_code == 200
+    assert script.get("/api/v1/case").status_code == 200
+
+    # when the person sets a new code through a recovery link on their own phone
+    phone = app.test_client()
+    new_code = reset_through_the_page(app, phone, person["case_id"])
+    events = registry_of(app).recorder.max_notification_id()
+
+    # then the old sessions end: the page sends to sign-in, which says why, in the person's language
+    ended = shared_device.get("/application/status")
+    assert ended.status_code == 303
+    assert ended.headers["Location"] == "/sign-in?ended=code_changed"
+    sign_in_page = shared_device.get(ended.headers["Location"])
+    assert message in text_of(sign_in_page.text, "banner")
+    assert shared_device.get("/application/status").status_code == 401  # no session any more
+    with shared_device.session_transaction() as session:
+        assert "case_id" not in session
+        assert session.get("lang") == lang
+    # and the API answers 401 with a message, and nothing was written on the way
+    refused = script.get("/api/v1/case")
+    assert refused.status_code == 401
+    assert refused.json == {
+        "error": "Your access code was changed. Sign in with the new code.",
+        "code": "SessionEnded",
+    }
+    assert script.put("/api/v1/case/steps/contact", json={}).status_code == 401
+    assert registry_of(app).recorder.max_notification_id() == events
+
+    # while the phone that set the code stays signed in, and the new code signs in anywhere
+    assert phone.get("/application/status").status_code == 200
+    assert phone.get("/api/v1/case").status_code == 200
+    again = signed_in_client(app, person["reference"], new_code)
+    assert again.get("/api/v1/case").json["reference"] == person["reference"]
+
+
+def test_a_retried_api_reset_keeps_the_session_its_first_try_opened(app):
+    person = register(app)
+    old = signed_in_client(app, person["reference"], person["access_code"])
+    app.extensions["carepath.recovery"].request(
+        reference=person["reference"], date_of_birth=date(1985, 4, 27), language="en"
+    )
+    token = link_of(app, person["case_id"]).removeprefix("/recover/")
+    first, retry = app.test_client(), app.test_client()
+    for client in (first, retry):
+        done = client.post(
+            "/api/v1/recovery/reset", json={"token": token}, headers={"Idempotency-Key": "k" * 24}
+        )
+        assert done.status_code == 200, done.text
+
+    assert first.get("/api/v1/case").status_code == 200
+    assert retry.get("/api/v1/case").status_code == 200
+    assert old.get("/api/v1/case").status_code == 401
+    # another person's sessions are untouched
+    other = register(app, 2)
+    assert (
+        signed_in_client(app, other["reference"], other["access_code"])
+        .get("/api/v1/case")
+        .status_code
+        == 200
+    )
+
+
+def test_sessions_kept_in_redis_end_at_a_new_code_too(sqlite_env):
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/9"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.RedisError as down:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and Redis at {url} is not reachable: {down}")
+        pytest.skip(f"Redis at {url} is not reachable: {down}")
+    app = make_app({**sqlite_env, "CAREPATH_REDIS_URL": url})
+    try:
+        person = register(app)
+        old = signed_in_client(app, person["reference"], person["access_code"])
+        phone = app.test_client()
+        reset_through_the_page(app, phone, person["case_id"])
+        assert old.get("/api/v1/case").status_code == 401
+        assert phone.get("/api/v1/case").status_code == 200
+    finally:
+        registry_of(app).close()
+
+
+@pytest.fixture
+def floored(tmp_path):
+    """A floor of 200 ms, and a record of what the pages asked to sleep (then slept)."""
+    env = {"CAREPATH_DATA_DIR": str(tmp_path / "floored"), "CAREPATH_SECRET": "f" * 40}
+    app = make_app(env, RECOVERY_FLOOR_SECONDS=0.2)
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        time.sleep(seconds)
+
+    app.extensions["carepath.sleep"] = sleep
+    yield app, asked
+    registry_of(app).close()
+
+
+def test_a_match_and_a_miss_take_at_least_the_floor_on_the_page_and_the_api(floored):
+    app, asked = floored
+    person = register(app)
+    events = registry_of(app).recorder.max_notification_id()
+    tries = {
+        "page, match": lambda c: ask(c, {"reference": person["reference"], "date_of_birth": BIRTH}),
+        "page, miss": lambda c: ask(
+            c, {"reference": person["reference"], "date_of_birth": "1990-01-01"}
+        ),
+        "api, match": lambda c: c.post(
+            "/api/v1/recovery", json={"reference": person["reference"], "date_of_birth": BIRTH}
+        ),
+        "api, miss": lambda c: c.post(
+            "/api/v1/recovery",
+            json={"reference": person["reference"], "date_of_birth": "1990-01-01"},
+        ),
+    }
+    for name, attempt in tries.items():
+        client = app.test_client()
+        client.get("/recover")  # the form's GET is not padded: only the lookup is
+        before = len(asked)
+        started = time.monotonic()
+        response = attempt(client)
+        took = time.monotonic() - started
+        assert response.status_code in {202, 303}, (name, response.text)
+        assert took >= 0.2, (name, took)
+        assert len(asked) == before + 1, name
+        assert 0 < asked[-1] <= 0.2, (name, asked[-1])
+    assert registry_of(app).recorder.max_notification_id() == events + 2  # the two matches
+
+
+def test_refused_details_are_not_padded_and_no_floor_sleeps_nothing(floored, app):
+    floor_app, asked = floored
+    refused = ask(floor_app.test_client(), {"reference": "", "date_of_birth": BIRTH})
+    assert refused.status_code == 422
+    assert asked == []
+
+    slept: list[float] = []
+    app.extensions["carepath.sleep"] = slept.append
+    person = register(app)
+    assert (
+        ask(
+            app.test_client(), {"reference": person["reference"], "date_of_birth": BIRTH}
+        ).status_code
+        == 303
+    )
+    assert slept == []  # the test app's floor is 0
