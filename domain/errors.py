@@ -186,3 +186,7 @@ class DeliveryFailed(CarepathError):
 
 class MessageNotRetryable(ConflictError):
     """Raised when a message that is not rejected or abandoned is asked to be tried again."""
+
+
+class MessageNotBounceable(ConflictError):
+    """Raised when a bounce is reported for a message that was never delivered to the relay."""

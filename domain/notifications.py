@@ -27,7 +27,7 @@ from eventsourcing.utils import get_topic
 
 from domain.allocator import LATE, NOT_DRAWN, WAITLIST_FULL, WITHDRAWN_BEFORE_DRAW
 from domain.case import Case
-from domain.errors import MessageNotRetryable
+from domain.errors import MessageNotBounceable, MessageNotRetryable
 from domain.identity import NAMESPACE
 from domain.intake import Intake
 from domain.ledger import Ledger, ledger_id
@@ -125,9 +125,18 @@ class Message(Aggregate):
         error: str
 
     class Requeued(Aggregate.Event):
-        """An operator asked for a rejected or abandoned message to be tried again, now (its
-        attempts count from 1 again)."""
+        """An operator asked for a rejected, abandoned or bounced message to be tried again, now
+        (its attempts count from 1 again)."""
 
+        actor: str
+
+    class Bounced(Aggregate.Event):
+        """A delivery status notification (RFC 3464) said the relay could not deliver it after
+        accepting it: `status` is the report's (e.g. 5.1.1), `diagnostic` its Diagnostic-Code."""
+
+        status: str
+        diagnostic: str
+        reported_by: str  # the report's Reporting-MTA, "" when it names none
         actor: str
 
     @event(Recorded)
@@ -140,7 +149,7 @@ class Message(Aggregate):
         self.position = position
         self.facts = dict(facts)
         self.attempts = 0
-        self.state = "pending"  # pending, delivered, rejected, abandoned
+        self.state = "pending"  # pending, delivered, rejected, abandoned, bounced
         self.retry_at: datetime | None = None
         self.last_error = ""
 
@@ -173,12 +182,29 @@ class Message(Aggregate):
         self.last_error = error
 
     def requeue(self, actor: str) -> None:
-        if self.state not in {"rejected", "abandoned"}:
+        if self.state not in {"rejected", "abandoned", "bounced"}:
             raise MessageNotRetryable(
-                f"message {self.id} is {self.state}: only a rejected or "
-                "abandoned message is tried again"
+                f"message {self.id} is {self.state}: only a rejected, abandoned or "
+                "bounced message is tried again"
             )
         self._requeued(actor=actor)
+
+    def bounce(self, status: str, diagnostic: str, reported_by: str, actor: str) -> bool:
+        """Record a bounce of a delivered message; False when it is already recorded as
+        bounced (the same report read twice records nothing more)."""
+        if self.state == "bounced":
+            return False
+        if self.state != "delivered":
+            raise MessageNotBounceable(
+                f"message {self.id} is {self.state}: only a delivered message can bounce"
+            )
+        self._bounced(status=status, diagnostic=diagnostic, reported_by=reported_by, actor=actor)
+        return True
+
+    @event(Bounced)
+    def _bounced(self, status: str, diagnostic: str, reported_by: str, actor: str) -> None:
+        self.state = "bounced"
+        self.last_error = f"bounced {status}: {diagnostic}".strip()
 
     @event(Requeued)
     def _requeued(self, actor: str) -> None:
@@ -440,6 +466,16 @@ class Notifications(EventSourcedProjection[UUID]):
         message = self.get_message(id)
         message.requeue(actor)
         self.save(message)
+
+    def bounce(
+        self, id: UUID, *, status: str, diagnostic: str, reported_by: str, actor: str
+    ) -> bool:
+        """Record that a delivered message bounced; False when it already had."""
+        message = self.get_message(id)
+        recorded = message.bounce(status, diagnostic, reported_by, actor)
+        if recorded:
+            self.save(message)
+        return recorded
 
     def get_message(self, id: UUID) -> Message:
         found: object = self.repository.get(id)

@@ -1,16 +1,19 @@
-"""`carepath notifications list|retry`: the messages recorded for applicants and what became of
-each; trying rejected or abandoned ones again (the worker's sender does the sending)."""
+"""`carepath notifications list|retry|bounce`: the messages recorded for applicants and what
+became of each; trying rejected, abandoned or bounced ones again (the worker's sender does the
+sending); recording the bounce reports relays send back."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import BinaryIO
 from uuid import UUID
 
 import click
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
+from domain.bounces import NotADeliveryReport, read_report
 from domain.errors import CarepathError
 from domain.notifications import Kind, MessageView, Notifications
 from projections.persistence import application_env
@@ -18,7 +21,7 @@ from projections.worker import Worker, record_notifications
 from web.cli import cli
 from web.settings import Settings
 
-STATES = ("pending", "delivered", "rejected", "abandoned")
+STATES = ("pending", "delivered", "rejected", "abandoned", "bounced")
 PAGE = 500
 
 
@@ -169,3 +172,35 @@ def _uuid(text: str, what: str) -> UUID:
         return UUID(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a message or case id", param_hint=what) from None
+
+
+@notifications.command("bounce")
+@click.argument("report", type=click.File("rb"), default="-")
+def bounce(report: BinaryIO) -> None:
+    """Record a bounce from a delivery status notification (RFC 3464), as received: one email in
+    REPORT, or on standard input (e.g. piped from the mailbox of the sender address)."""
+    try:
+        read = read_report(report.read())
+    except NotADeliveryReport as refused:
+        raise click.ClickException(str(refused)) from None
+    if not read.bounced:
+        click.echo(f"message {read.message_id}: the report says {read.action or 'nothing'}, not")
+        click.echo("failed: nothing recorded")
+        return
+    with _store() as store:
+        try:
+            recorded = store.bounce(
+                read.message_id,
+                status=read.status,
+                diagnostic=read.diagnostic,
+                reported_by=read.reported_by,
+                actor="cli",
+            )
+        except AggregateNotFoundError:
+            raise click.ClickException(f"no message {read.message_id}") from None
+        except CarepathError as refused:
+            raise click.ClickException(str(refused)) from None
+    if recorded:
+        click.echo(f"recorded: message {read.message_id} bounced ({read.status} {read.diagnostic})")
+    else:
+        click.echo(f"message {read.message_id} was already recorded as bounced: nothing more")

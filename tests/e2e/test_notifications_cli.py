@@ -4,7 +4,10 @@ with the worker's sender delivering to a real SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage, Message
 from typing import Any
+from uuid import UUID
 
 import pytest
 from click.testing import CliRunner
@@ -26,8 +29,8 @@ def run(sqlite_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.delenv(key, raising=False)
     runner = CliRunner(env=sqlite_env)
 
-    def invoke(*args: str) -> Any:
-        return runner.invoke(cli, list(args), catch_exceptions=False)
+    def invoke(*args: str, input: bytes | None = None) -> Any:
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     assert invoke("db", "init").exit_code == 0
     return invoke
@@ -127,3 +130,118 @@ def test_skipping_the_history_sends_nothing_for_it_but_still_reminds_of_open_off
     finally:
         notifications.close()
         registry.close()
+
+
+def delivery_report(original: Any, action: str = "failed", *, headers_only: bool = False) -> bytes:
+    """A DSN as a relay sends one (RFC 3464): the human part, the status fields, the original."""
+    report = EmailMessage()
+    report["From"] = "Mail Delivery System <MAILER-DAEMON@relay.example.net>"
+    report["To"] = str(original["From"])
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report.set_content("This is the mail system at host relay.example.net.\n")
+    report.make_mixed()
+    report.set_type("multipart/report")
+    report.set_param("report-type", "delivery-status")
+    status = Message()
+    status.set_type("message/delivery-status")
+    per_message, per_recipient = Message(), Message()
+    per_message["Reporting-MTA"] = "dns; relay.example.net"
+    per_recipient["Final-Recipient"] = f"rfc822; {original['To']}"
+    per_recipient["Action"] = action
+    per_recipient["Status"] = "5.1.1" if action == "failed" else "4.4.1"
+    per_recipient["Diagnostic-Code"] = "smtp; 550 5.1.1 <a@example.org>: mailbox unknown"
+    status.set_payload([per_message, per_recipient])
+    report.attach(status)
+    if headers_only:
+        part = Message()
+        part.set_type("text/rfc822-headers")
+        part.set_payload("".join(f"{k}: {v}\n" for k, v in original.items()))
+    else:
+        part = Message()
+        part.set_type("message/rfc822")
+        part.set_payload([original])
+    report.attach(part)
+    return report.as_bytes(policy=policy.SMTP)
+
+
+@pytest.mark.parametrize("headers_only", [False, True])
+def test_a_bounce_report_is_recorded_once_and_the_message_can_be_sent_again(
+    run: Any, sqlite_env: dict[str, str], headers_only: bool
+) -> None:
+    # Given a registration confirmation delivered to a real SMTP server
+    assert run("intake", "create", "--code", "tst", "--name", "T", "--capacity", "5").exit_code == 0
+    assert run("intake", "open", "tst").exit_code == 0
+    secret = sqlite_env["CAREPATH_SECRET"].encode()
+    registry = Registry(
+        env=application_env(sqlite_env, "Registry", create_table=False), secret=secret
+    )
+    notifications = Notifications(
+        env=application_env(sqlite_env, "Notifications", create_table=False)
+    )
+    try:
+        case_id = submit_person(registry, "tst", 1)
+        letters = Settings.from_environ({"ENV": sqlite_env}).letters()
+        Worker(sqlite_env, secret, letters).settle()
+        with SmtpSink() as sink:
+            sender = Sender(notifications, registry, letters, SmtpTransport.from_url(sink.url))
+            assert sender.sweep() == 3
+            (original,) = [m for m in sink.messages if m["X-Carepath-Kind"] == "registration"]
+        message_id = UUID(str(original["Message-ID"]).strip("<>").split("@")[0])
+        events = notifications.recorder.max_notification_id()
+
+        # When the relay's report that the mailbox does not exist is piped to the command
+        report = delivery_report(original, headers_only=headers_only)
+        recorded = run("notifications", "bounce", input=report)
+
+        # Then the message is recorded as bounced, with the report's status and diagnostic
+        assert recorded.exit_code == 0, recorded.output
+        assert f"message {message_id} bounced (5.1.1 550 5.1.1" in recorded.output
+        view = notifications.view_message(message_id)
+        assert (view.state, view.case_id) == ("bounced", case_id)
+        assert "5.1.1" in view.last_error
+        assert notifications.recorder.max_notification_id() == events + 1
+        listed = run("notifications", "list", "--state", "bounced")
+        assert "2 delivered, 0 rejected, 0 abandoned, 1 bounced" in listed.output
+        assert str(message_id) in listed.output
+        # and the same report read again records nothing more
+        again = run("notifications", "bounce", input=report)
+        assert again.exit_code == 0
+        assert "already recorded as bounced" in again.output
+        assert notifications.recorder.max_notification_id() == events + 1
+        # and a bounced message can be tried again once the address is fixed
+        assert run("notifications", "retry", str(message_id)).exit_code == 0
+        assert notifications.view_message(message_id).state == "pending"
+    finally:
+        notifications.close()
+        registry.close()
+
+
+def test_reports_that_are_not_bounces_of_our_messages_are_refused_by_name(
+    run: Any, sqlite_env: dict[str, str], tmp_path: Any
+) -> None:
+    original = EmailMessage()
+    original["From"], original["To"] = "carepath <noreply@carepath.example>", "a@example.org"
+    original["Message-ID"] = f"<{UUID(int=7)}@carepath.example>"
+    original.set_content("hello")
+    cases = {
+        b"Subject: hello\n\njust an email\n": "no message/delivery-status part",
+        delivery_report(original): f"no message {UUID(int=7)}",
+    }
+    foreign = EmailMessage()
+    foreign["From"], foreign["To"] = "x@example.com", "y@example.com"
+    foreign["Message-ID"] = "<20261206.abc@elsewhere.example>"
+    foreign.set_content("not ours")
+    cases[delivery_report(foreign)] = "does not name a carepath message"
+    for raw, said in cases.items():
+        refused = run("notifications", "bounce", input=raw)
+        assert refused.exit_code == 1, refused.output
+        assert said in refused.output
+        assert "Traceback" not in refused.output
+    # a delay report is read, and nothing is recorded
+    delayed = run("notifications", "bounce", input=delivery_report(original, "delayed"))
+    assert delayed.exit_code == 0
+    assert "the report says delayed" in delayed.output
+    # a file that does not exist is named
+    missing = run("notifications", "bounce", str(tmp_path / "nope.eml"))
+    assert missing.exit_code == 2
+    assert "nope.eml" in missing.output
