@@ -120,8 +120,13 @@ def test_a_refused_post_on_about_you_after_registering_shows_the_stored_identity
 def enter_lottery(browser, live_server, n: int):
     """Person n registers in the lottery `lot` through the pages and submits; their context."""
     context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
-    register(page, live_server, n, code="lot")
+    submit_in_pages(context.new_page(), live_server, n, code="lot")
+    return context
+
+
+def submit_in_pages(page, live_server, n: int, code: str = "demo", language: str = "en") -> None:
+    """Person n registers in intake `code`, fills every step and submits; ends on the receipt."""
+    register(page, live_server, n, code=code, language=language)
     page.click("main a.button")
     page.wait_for_url("**/application/steps/contact")
     page.fill("#email", CONTACT["email"])
@@ -135,7 +140,6 @@ def enter_lottery(browser, live_server, n: int):
     save(page)
     page.click("form[action$='/application/submit'] button")
     page.wait_for_url("**/application/receipt**")
-    return context
 
 
 def test_a_person_a_lottery_did_not_draw_is_told_so(browser, live_server):

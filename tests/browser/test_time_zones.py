@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import PHONE
-from tests.browser.test_journey_edges import save, shoot, shots  # noqa: F401 - shots is a fixture
-from tests.browser.test_rough_edges import register
-from tests.conftest import CONTACT, ELIGIBILITY
+from tests.browser.test_journey_edges import shoot, shots  # noqa: F401 - shots is a fixture
+from tests.browser.test_rough_edges import submit_in_pages
 from tests.integration.servers import run_carepath
 
 pytestmark = pytest.mark.slow
@@ -41,20 +40,7 @@ def test_a_vancouver_intake_shows_pacific_time_in_both_languages(
         shoot(page, shots, "time-zone-intakes-fr")
 
         # a registration submitted in French: the receipt's time is Pacific, named in French
-        register(page, live_server, 70, code="west", language="fr")
-        page.click("main a.button")
-        page.wait_for_url("**/application/steps/contact")
-        page.fill("#email", CONTACT["email"])
-        page.fill("#phone", CONTACT["phone"])
-        page.select_option("#country_of_residence", CONTACT["country_of_residence"])
-        save(page)
-        page.select_option("#language_level", ELIGIBILITY["language_level"])
-        page.fill("#care_months", ELIGIBILITY["care_months"])
-        page.check(f"#education-{ELIGIBILITY['education']}")
-        page.check("#consent")
-        save(page)
-        page.click("form[action$='/application/submit'] button")
-        page.wait_for_url("**/application/receipt**")
+        submit_in_pages(page, live_server, 70, code="west", language="fr")
         receipt = page.locator("main").inner_text()
         assert "du Pacifique" in receipt, receipt  # normale in winter, avancée in summer
         assert "UTC" not in receipt

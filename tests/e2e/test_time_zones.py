@@ -28,38 +28,23 @@ def zoned(sqlite_env):
     `winter` (Vancouver, open, closing in winter), `manila` (no daylight saving, not yet open)."""
     app = make_app(sqlite_env)
     registry = app.extensions["carepath.registry"]
-    registry.define_intake(
-        code="west",
-        name="West",
-        stream="",
-        policy="first_come",
-        capacity=5,
-        closes_at=SUMMER_CLOSE,
-        time_zone=WEST,
-        actor="t",
-    )
-    registry.open_intake("west", actor="t")
-    registry.define_intake(
-        code="winter",
-        name="Winter",
-        stream="",
-        policy="first_come",
-        capacity=5,
-        closes_at=WINTER_CLOSE,
-        time_zone=WEST,
-        actor="t",
-    )
-    registry.open_intake("winter", actor="t")
-    registry.define_intake(
-        code="manila",
-        name="Manila",
-        stream="",
-        policy="first_come",
-        capacity=5,
-        opens_at=WINTER_OPEN,
-        time_zone=MANILA,
-        actor="t",
-    )
+    for code, zone, times in (
+        ("west", WEST, {"closes_at": SUMMER_CLOSE}),
+        ("winter", WEST, {"closes_at": WINTER_CLOSE}),
+        ("manila", MANILA, {"opens_at": WINTER_OPEN}),
+    ):
+        registry.define_intake(
+            code=code,
+            name=code.title(),
+            stream="",
+            policy="first_come",
+            capacity=5,
+            time_zone=zone,
+            actor="t",
+            **times,
+        )
+        if "closes_at" in times:
+            registry.open_intake(code, actor="t")
     yield app, sqlite_env
     registry.close()
 
