@@ -179,7 +179,7 @@ class Registry(Application[UUID]):
         applicant declares), `unused_reserved` what becomes of places a pool leaves unused;
         `checklist` and `sections` are what invited applicants upload and complete; `time_zone`
         (an IANA name) is the zone its times are shown in."""
-        _check_time_zone(time_zone)
+        check_time_zone(time_zone)
         pools = dict(pools or {})
         labels = _pool_labels(pools, pool_labels or {})
         if unused_reserved not in {u.value for u in UnusedReserved}:
@@ -758,7 +758,7 @@ def _check_stage_two(
         raise InvalidValue("case_document_bytes", "must be at least 1")
 
 
-def _check_time_zone(name: str) -> None:
+def check_time_zone(name: str) -> None:
     """An IANA zone the standard library knows (`America/Toronto`), not an abbreviation or offset."""
     if name not in available_timezones():
         raise InvalidValue(

@@ -32,7 +32,7 @@ from domain.values import (
     IntakeView,
 )
 from projections.allocation import AllocationQueries, ReadModelUnavailable
-from web.auth import sign_in_session, signed_in_case_id
+from web.auth import CODE_CHANGED, sign_in_session, signed_in_case_id
 from web.errors import describe
 from web.extensions import limiter
 from web.forms import STEP_FIELDS, STEP_TITLES, choices, display
@@ -513,7 +513,7 @@ def withdraw() -> Any:
 def sign_in() -> Any:
     if request.method == "GET":
         ended = request.args.get("ended") == "code_changed"
-        banner = _("Your access code was changed. Sign in with the new code.") if ended else None
+        banner = str(CODE_CHANGED) if ended else None
         return render_template("sign_in.html", errors={}, values={}, banner=banner)
     form, errors = parse(shared(SignInSchema), request.form.to_dict())
     if errors:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
 # A session is written back to the store only when it changes (SESSION_REFRESH_EACH_REQUEST is
@@ -23,6 +23,7 @@ TOUCH_SECONDS = 15 * 60
 
 
 REVOKED_PREFIX = "carepath-revoked:"
+CODE_CHANGED = _l("Your access code was changed. Sign in with the new code.")
 
 
 class SessionEnded(Unauthorized):
@@ -84,9 +85,8 @@ def _store_get(key: str) -> str | None:
 
 
 def _ended(error: SessionEnded) -> tuple[Response, int] | Response:
-    message = _("Your access code was changed. Sign in with the new code.")
     if request.path.startswith("/api/"):
-        return jsonify({"error": message, "code": "SessionEnded"}), 401
+        return jsonify({"error": str(CODE_CHANGED), "code": "SessionEnded"}), 401
     return redirect(url_for("applicant.sign_in", ended="code_changed"), 303)
 
 

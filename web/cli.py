@@ -10,7 +10,6 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
 import click
 from eventsourcing.persistence import PersistenceError
@@ -22,7 +21,7 @@ from domain.beacon import KNOWN_CHAINS, BeaconError, HttpBeacon, parse_round, ro
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
 from domain.ledger import ledger_id
 from domain.notifications import Notifications
-from domain.registry import NO_BEACON, Registry
+from domain.registry import NO_BEACON, Registry, check_time_zone
 from domain.values import (
     DEFAULT_TIME_ZONE,
     LANGUAGES,
@@ -135,11 +134,10 @@ def _when(value: str | None, option: str, zone: str) -> datetime | None:
 
 def _zone(name: str) -> str:
     """The zone as the Registry checks it, so naive --opens-at/--closes-at can be read in it."""
-    if name not in available_timezones():
-        raise click.BadParameter(
-            f"{name!r} is not a time zone; give an IANA name such as {DEFAULT_TIME_ZONE}",
-            param_hint="--time-zone",
-        )
+    try:
+        check_time_zone(name)
+    except InvalidValue as bad:
+        raise click.BadParameter(bad.message, param_hint="--time-zone") from None
     return name
 
 
