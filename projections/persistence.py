@@ -152,3 +152,19 @@ def documents_dir(environ: Mapping[str, str]) -> Path:
 def clamd_url(environ: Mapping[str, str]) -> str | None:
     """The virus scanner (clamd) to ask, e.g. tcp://127.0.0.1:3310; None: no scanning."""
     return environ.get("CAREPATH_CLAMD") or None
+
+
+def audit_key_file(environ: Mapping[str, str]) -> Path:
+    """The Ed25519 key that signs checkpoints: a file outside the database, made on first use."""
+    configured = environ.get("CAREPATH_AUDIT_KEY_FILE")
+    return Path(configured).resolve() if configured else data_dir(environ) / "audit-signing.key"
+
+
+def audit_origin(environ: Mapping[str, str]) -> str:
+    """The name before each log's in a checkpoint's origin line, and the key's name."""
+    return environ.get("CAREPATH_AUDIT_ORIGIN") or "carepath.local"
+
+
+def checkpoint_every(environ: Mapping[str, str]) -> int:
+    """A checkpoint is signed every this many events of a log (and at each opening and close)."""
+    return int(environ.get("CAREPATH_CHECKPOINT_EVERY", "1000"))

@@ -229,6 +229,41 @@ document_digests = sa.Table(
 )
 
 
+# The Merkle tree of each log (migration 0005, projections/tree.py): one row per leaf in
+# notification order, the tree's compact state, and the checkpoints it asked for but has not yet
+# seen signed. Leaf and node hashes per RFC 9162; records per domain/evidence.py. Their own
+# metadata: `projections rebuild` does not rebuild them, `audit verify` checks them instead (and
+# the checkpoints asked for depend on what was signed, not only on the log).
+evidence_metadata = sa.MetaData()
+
+audit_leaves = sa.Table(
+    "audit_leaves",
+    evidence_metadata,
+    sa.Column("log", sa.String(32), primary_key=True),
+    sa.Column("leaf_index", sa.BigInteger, primary_key=True),  # 0, 1, 2 ... in notification order
+    sa.Column("notification_id", sa.BigInteger, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
+audit_trees = sa.Table(
+    "audit_trees",
+    evidence_metadata,
+    sa.Column("log", sa.String(32), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("notification_id", sa.BigInteger, nullable=False),  # of the last leaf
+    sa.Column("frontier", sa.LargeBinary, nullable=False),  # subtree roots, 32 bytes each
+)
+
+audit_due = sa.Table(
+    "audit_due",
+    evidence_metadata,
+    sa.Column("log", sa.String(32), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("reasons", sa.String(200), nullable=False),  # comma-separated
+)
+
+
 def upsert(
     connection: Connection,
     table: sa.Table,

@@ -18,20 +18,32 @@ from typing import Any
 
 from domain.allocator import FOLLOWED as ALLOCATOR_FOLLOWED
 from domain.allocator import Allocator
+from domain.checkpoints import Checkpoints, load_signer
+from domain.evidence import salt_key
 from domain.intake import Intake
 from domain.mailer import Compose, OutboxTransport, Sender, SmtpTransport, Transport
 from domain.notifications import Notifications
 from domain.registry import Registry
+from domain.staff import Staff
 from projections.allocation import AllocationView
 from projections.casework import CaseworkView
 from projections.locks import single_instance
-from projections.persistence import application_env, outbox_dir
+from projections.persistence import (
+    application_env,
+    audit_key_file,
+    audit_origin,
+    checkpoint_every,
+    outbox_dir,
+)
 from projections.runner import BATCH, catch_up, run_supervised, select_after
+from projections.tree import LogReader, TreeFollower, follow_trees, sign_due
 from projections.views import make_engine
 
 log = logging.getLogger(__name__)
 
 ALLOCATOR_FOLLOWS = tuple(ALLOCATOR_FOLLOWED)
+# The logs whose Merkle trees the worker keeps (the Checkpoints log itself is signed, not hashed).
+LOGS = (Registry.name, Allocator.name, Notifications.name, Staff.name)
 NOTIFY_POLL_SECONDS = 0.2
 SEND_POLL_SECONDS = 0.5
 
@@ -62,6 +74,49 @@ class Worker:
     def notifications(self) -> Notifications:
         env = application_env(self.environ, Notifications.name, create_table=False)
         return Notifications(env=env)
+
+    def checkpoints(self) -> Checkpoints:
+        """The Checkpoints application with the signing key (made on first use)."""
+        signer = load_signer(audit_key_file(self.environ), audit_origin(self.environ), create=True)
+        env = application_env(self.environ, Checkpoints.name, create_table=False)
+        return Checkpoints(env=env, signer=signer)
+
+    def tree_followers(self, engine: Any) -> list[TreeFollower]:
+        key, every = salt_key(self.secret), checkpoint_every(self.environ)
+        return [
+            TreeFollower(
+                engine,
+                LogReader(name, application_env(self.environ, name, create_table=False)),
+                key,
+                every,
+            )
+            for name in LOGS
+        ]
+
+    def _run_trees(self, stop: threading.Event) -> None:
+        engine, checkpoints = make_engine(self.environ), self.checkpoints()
+        followers = self.tree_followers(engine)
+        try:
+            follow_trees(followers, checkpoints, stop)
+        finally:
+            for follower in followers:
+                follower.app.close()
+            checkpoints.close()
+            engine.dispose()
+
+    def settle_trees(self) -> int:
+        """Bring every log's tree up to date and sign what it asked for; returns events added."""
+        engine, checkpoints = make_engine(self.environ), self.checkpoints()
+        followers = self.tree_followers(engine)
+        try:
+            added = sum(follower.catch_up() for follower in followers)
+            sign_due(engine, checkpoints)
+        finally:
+            for follower in followers:
+                follower.app.close()
+            checkpoints.close()
+            engine.dispose()
+        return added
 
     def transport(self) -> Transport:
         """SMTP at CAREPATH_SMTP_URL, else the outbox folder under the data dir."""
@@ -154,6 +209,14 @@ class Worker:
                     ("casework-view", self._casework_follower),
                 )
             ]
+            threads.append(
+                threading.Thread(
+                    target=_supervised_loop,
+                    args=(self._run_trees, stop, "trees"),
+                    name="trees",
+                    daemon=True,
+                )
+            )
             if self.compose is not None:
                 threads += [
                     threading.Thread(

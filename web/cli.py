@@ -18,6 +18,7 @@ from flask.cli import FlaskGroup
 from domain.allocator import Allocator
 from domain.audit import compare_ledgers, recompute_draw
 from domain.beacon import KNOWN_CHAINS, BeaconError, HttpBeacon, parse_round, round_time
+from domain.checkpoints import Checkpoints
 from domain.errors import CarepathError, IntakeAlreadyDefined, IntakeStateError, InvalidValue
 from domain.ledger import ledger_id
 from domain.notifications import Notifications
@@ -100,12 +101,14 @@ def db_init() -> None:
         allocator.close()
         Notifications(env=application_env(environ, Notifications.name, create_table=True)).close()
         Settings.from_environ().build_staff(create_table=True).close()
+        Checkpoints(env=application_env(environ, Checkpoints.name, create_table=True)).close()
         revision = migrate(environ)
     except PersistenceError as down:
         raise click.ClickException(f"database: {down}") from None
     click.echo(f"ready: Allocator event store, at position {position} of the Registry's log")
     click.echo("ready: Notifications event store")
     click.echo("ready: Staff event store")
+    click.echo("ready: Checkpoints event store")
     click.echo(f"ready: read models at migration {revision}")
 
 
@@ -505,6 +508,7 @@ def _limit_malloc_arenas() -> None:
     os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606  (this very command, again)
 
 
+from web import cli_audit as _audit_commands  # noqa: E402, F401  (`carepath audit verify` ...)
 from web import cli_documents as _document_commands  # noqa: E402, F401  (`carepath documents`)
 from web import cli_notifications as _notification_commands  # noqa: E402, F401  (`carepath notifications`)
 from web import cli_projections  # noqa: E402, F401  (registers `carepath projections` on cli)
